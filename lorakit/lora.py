@@ -1,0 +1,426 @@
+"""LoRA from scratch: the layer, injecting it into a model, merging, counting and saving.
+
+A LoRA layer keeps a pretrained ``nn.Linear`` frozen and learns a low-rank update beside it::
+
+    h = W x + b + (alpha / r) * B A x        A: (r, in_features), B: (out_features, r)
+
+The semantics follow PEFT's ``lora.Linear`` exactly (Kaiming-uniform A, zero B, dropout on the
+input of A only, ``scaling = alpha / r`` or ``alpha / sqrt(r)`` with rsLoRA), so a model adapted
+here and the same model adapted by PEFT give the same numbers for the same weights, and adapters
+move between the two in PEFT's file format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+DISTILBERT_HEAD = ("pre_classifier", "classifier")
+PEFT_PREFIX = "base_model.model."
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def check_lora_hyperparameters(r: int, alpha: float, dropout: float = 0.0) -> None:
+    """Raise a ValueError/TypeError that names the bad value if r, alpha or dropout is invalid."""
+    if isinstance(r, bool) or not isinstance(r, int):
+        raise TypeError(f"r={r!r} is a {type(r).__name__}; the rank must be a positive int, e.g. 8")
+    if r < 1:
+        raise ValueError(f"r={r} is not a positive rank; use r >= 1, e.g. r=8")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not alpha > 0:
+        raise ValueError(f"alpha={alpha!r} must be a number > 0; a common choice is alpha = 2 * r")
+    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout={dropout!r} must lie in [0, 1); use 0.0 to switch it off")
+
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update ``(alpha / r) * B @ A``.
+
+    Args:
+        base: the pretrained layer, weight (out_features, in_features); it is frozen here.
+        r: rank of the update.
+        alpha: scale numerator; the update is multiplied by ``alpha / r`` (``alpha / sqrt(r)``
+            when ``rslora`` is True).
+        dropout: probability of dropping inputs of A during training (the base path sees the
+            undropped input).
+        rslora: use rank-stabilised scaling ``alpha / sqrt(r)`` (Kalajdzievski, 2023).
+
+    Parameters: ``lora_A`` (r, in_features), Kaiming-uniform with a = sqrt(5);
+    ``lora_B`` (out_features, r), zeros, so that the layer starts equal to ``base``.
+    Input (..., in_features) → output (..., out_features).
+    """
+
+    def __init__(
+        self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False
+    ):
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}")
+        check_lora_hyperparameters(r, alpha, dropout)
+        self.base = base.requires_grad_(False)
+        self.r, self.alpha, self.rslora = r, alpha, rslora
+        self.scaling = alpha / math.sqrt(r) if rslora else alpha / r
+        weight = base.weight
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update ΔW = scaling * B @ A, shape (out_features, in_features)."""
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        result = self.base(x)
+        if self.merged:
+            return result
+        x = self.dropout(x).to(self.lora_A.dtype)
+        update = F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
+        return result + update.to(result.dtype)
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold ΔW into the base weight: forward then costs one matmul, as without LoRA."""
+        if self.merged:
+            raise ValueError("this LoRALinear is already merged; call unmerge() before merging")
+        self.base.weight += self.delta_weight().to(self.base.weight.dtype)
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Take ΔW back out of the base weight, restoring W (up to float rounding)."""
+        if not self.merged:
+            raise ValueError("this LoRALinear is not merged; there is nothing to unmerge")
+        self.base.weight -= self.delta_weight().to(self.base.weight.dtype)
+        self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}, merged={self.merged}"
+
+
+@dataclass(frozen=True)
+class LoRASettings:
+    """What ``inject_lora`` did to a model; kept on it as ``model.lora_settings``."""
+
+    targets: tuple[str, ...]
+    r: int
+    alpha: float
+    dropout: float
+    rslora: bool
+    train_modules: tuple[str, ...]
+
+
+def _name_matches(name: str, suffix: str) -> bool:
+    return name == suffix or name.endswith("." + suffix)
+
+
+def linear_layer_names(model: nn.Module) -> list[str]:
+    """The distinct last components of the names of every ``nn.Linear`` in ``model``."""
+    names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if type(m) is nn.Linear}
+    return sorted(names)
+
+
+def _find_modules(model: nn.Module, suffix: str) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if n and _name_matches(n, suffix)]
+
+
+def _replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child, new)
+
+
+def _as_names(value, what: str) -> tuple[str, ...]:
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(n, str) and n for n in names):
+        raise TypeError(f"{what}={value!r} must be module names such as ('q_lin', 'v_lin')")
+    return names
+
+
+def inject_lora(
+    model: nn.Module,
+    targets,
+    r: int = 8,
+    alpha: float = 16,
+    dropout: float = 0.0,
+    rslora: bool = False,
+    train_modules=DISTILBERT_HEAD,
+) -> nn.Module:
+    """Wrap every ``nn.Linear`` whose name ends with a target in a ``LoRALinear``, in place.
+
+    Everything else is frozen except the modules named in ``train_modules`` (for DistilBERT the
+    classification head, ``pre_classifier`` and ``classifier``), which train fully.
+
+    Args:
+        model: any ``nn.Module``, e.g. ``DistilBertForSequenceClassification``.
+        targets: name suffixes such as ``("q_lin", "v_lin", "lin1", "lin2")``.
+        r, alpha, dropout, rslora: as in ``LoRALinear``.
+        train_modules: name suffixes of modules to train fully; ``()`` for none.
+
+    Returns the same model, with ``model.lora_settings`` recording what was done.
+    """
+    targets = _as_names(targets, "targets")
+    train_modules = _as_names(train_modules, "train_modules")
+    check_lora_hyperparameters(r, alpha, dropout)
+    if any(isinstance(m, LoRALinear) for m in model.modules()):
+        raise ValueError(
+            f"{type(model).__name__} already has LoRA layers; inject into a fresh model, or call "
+            "merge_lora(model) first to fold the existing ones in"
+        )
+    to_wrap: dict[str, nn.Linear] = {}
+    for target in targets:
+        found = _find_modules(model, target)
+        if not found:
+            raise ValueError(
+                f"target {target!r} matches no nn.Linear in {type(model).__name__}; "
+                f"linear layers are: {', '.join(linear_layer_names(model))}"
+            )
+        for name, module in found:
+            if type(module) is not nn.Linear:
+                raise TypeError(
+                    f"target {target!r} matches {name!r}, a {type(module).__name__}, not an "
+                    f"nn.Linear; linear layers are: {', '.join(linear_layer_names(model))}"
+                )
+            to_wrap[name] = module
+    head = [module for suffix in train_modules for _, module in _find_modules(model, suffix)]
+    missing = [s for s in train_modules if not _find_modules(model, s)]
+    if missing:
+        raise ValueError(
+            f"train_modules {missing} match no module in {type(model).__name__}; "
+            f"linear layers are: {', '.join(linear_layer_names(model))}"
+        )
+
+    model.requires_grad_(False)
+    for name, linear in to_wrap.items():
+        _replace_module(model, name, LoRALinear(linear, r, alpha, dropout, rslora))
+    for module in head:
+        module.requires_grad_(True)
+    model.lora_settings = LoRASettings(targets, r, alpha, dropout, rslora, train_modules)
+    return model
+
+
+def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
+    """Every ``LoRALinear`` in ``model`` by its module name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Replace every ``LoRALinear`` by a plain ``nn.Linear`` holding W + ΔW, in place.
+
+    Like PEFT's ``merge_and_unload``: the result has the architecture of the original model and
+    no inference overhead. Returns the same model.
+    """
+    layers = lora_layers(model)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no LoRA layers to merge; inject_lora first")
+    for name, layer in layers.items():
+        if not layer.merged:
+            layer.merge()
+        _replace_module(model, name, layer.base)
+    model.lora_settings = None
+    return model
+
+
+@dataclass
+class ParameterCount:
+    """Trainable and total parameter counts; ``table`` has one row per parameter kind."""
+
+    trainable: int
+    total: int
+    lora: int
+    table: pd.DataFrame
+
+    @property
+    def percent(self) -> float:
+        """Trainable parameters as a percentage of all parameters."""
+        return 100.0 * self.trainable / self.total
+
+    def __str__(self) -> str:
+        return (
+            f"trainable: {self.trainable:,} of {self.total:,} ({self.percent:.3f}%), "
+            f"of which LoRA: {self.lora:,}"
+        )
+
+
+def count_parameters(model: nn.Module) -> ParameterCount:
+    """Count trainable, total and LoRA parameters, with a per-module table.
+
+    The table groups repeated layers: ``distilbert.transformer.layer.*.attention.q_lin.lora_A``
+    stands for that parameter in every layer. Columns: parameter, shape, layers, count,
+    trainable. Parameters shared between modules are counted once.
+    """
+    rows: dict[tuple[str, tuple[int, ...], bool], int] = {}
+    trainable = total = lora = 0
+    for name, param in model.named_parameters():
+        n = param.numel()
+        total += n
+        trainable += n if param.requires_grad else 0
+        lora += n if name.endswith(("lora_A", "lora_B")) else 0
+        key = (re.sub(r"\.\d+\.", ".*.", name), tuple(param.shape), param.requires_grad)
+        rows[key] = rows.get(key, 0) + 1
+    table = pd.DataFrame(
+        [
+            {"parameter": p, "shape": "×".join(map(str, s)) or "scalar", "layers": k,
+             "count": k * math.prod(s), "trainable": t}
+            for (p, s, t), k in rows.items()
+        ]
+    )
+    return ParameterCount(trainable, total, lora, table)
+
+
+def _lora_and_head_names(model: nn.Module) -> list[str]:
+    settings = getattr(model, "lora_settings", None)
+    if settings is None:
+        raise ValueError(
+            f"{type(model).__name__} has no LoRA layers (model.lora_settings is missing); "
+            "call inject_lora(model, targets, r, alpha) first"
+        )
+    names = []
+    for name, _ in model.named_parameters():
+        module_name = name.rpartition(".")[0]
+        is_lora = name.endswith(("lora_A", "lora_B"))
+        is_head = any(_name_matches(module_name, s) for s in settings.train_modules)
+        if is_lora or is_head:
+            names.append(name)
+    return names
+
+
+def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Only what LoRA fine-tuning changes: every A and B, and the fully trained head modules.
+
+    Keys are the model's own parameter names (e.g. ``...attention.q_lin.lora_A``).
+    """
+    params = dict(model.named_parameters())
+    return {name: params[name].detach().clone() for name in _lora_and_head_names(model)}
+
+
+def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Copy A, B and head tensors from ``state`` into an injected model; shapes must match."""
+    params = dict(model.named_parameters())
+    expected = set(_lora_and_head_names(model))
+    missing, unexpected = expected - set(state), set(state) - expected
+    if missing or unexpected:
+        raise ValueError(
+            f"state dict does not fit {type(model).__name__}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}; was it saved from a model injected with the "
+            f"same targets and train_modules ({model.lora_settings})?"
+        )
+    _check_shapes(state, params)
+    with torch.no_grad():
+        for name, tensor in state.items():
+            params[name].copy_(tensor)
+    return model
+
+
+def _check_shapes(state: dict[str, torch.Tensor], params: dict[str, torch.Tensor]) -> None:
+    for name, tensor in state.items():
+        if tuple(tensor.shape) != tuple(params[name].shape):
+            raise ValueError(
+                f"adapter tensor {name!r} has shape {tuple(tensor.shape)} but the model's is "
+                f"{tuple(params[name].shape)}; the adapter was made for a different rank or "
+                "model size: inject with the adapter's r and load it into the same base model"
+            )
+
+
+def _to_peft_key(name: str) -> str:
+    if name.endswith(("lora_A", "lora_B")):
+        return PEFT_PREFIX + name + ".weight"
+    return PEFT_PREFIX + name
+
+
+def _from_peft_key(key: str) -> str:
+    name = key.removeprefix(PEFT_PREFIX)
+    for part in ("lora_A", "lora_B"):
+        name = name.replace(f".{part}.weight", f".{part}")
+    return name
+
+
+def save_peft_adapter(model: nn.Module, path, base_model_name_or_path: str | None = None) -> Path:
+    """Write ``adapter_model.safetensors`` and ``adapter_config.json`` in PEFT's format.
+
+    ``peft.PeftModel.from_pretrained(base_model, path)`` loads the result; so does
+    ``load_peft_adapter``. Returns the directory written.
+    """
+    state = lora_state_dict(model)
+    settings: LoRASettings = model.lora_settings
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    config = LoraConfig(
+        task_type="SEQ_CLS",
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        use_rslora=settings.rslora,
+        target_modules=list(settings.targets),
+        modules_to_save=list(settings.train_modules) or None,
+        base_model_name_or_path=base_model_name_or_path,
+    )
+    config.save_pretrained(str(path))
+    tensors = {_to_peft_key(name): t.contiguous() for name, t in state.items()}
+    save_file(tensors, str(path / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+    return path
+
+
+def read_peft_adapter(path) -> tuple[LoRASettings, dict[str, torch.Tensor]]:
+    """Read a PEFT LoRA adapter directory into settings and a lorakit state dict."""
+    path = Path(path)
+    for needed in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+        if not (path / needed).is_file():
+            raise FileNotFoundError(
+                f"{path / needed} does not exist; an adapter directory holds {ADAPTER_CONFIG} "
+                f"and {ADAPTER_WEIGHTS} (written by save_peft_adapter or PeftModel.save_pretrained)"
+            )
+    config = json.loads((path / ADAPTER_CONFIG).read_text())
+    if config.get("peft_type") != "LORA":
+        raise ValueError(f"{path} holds a {config.get('peft_type')!r} adapter, not a LoRA one")
+    if config.get("rank_pattern") or config.get("alpha_pattern") or config.get("use_dora"):
+        raise ValueError(
+            f"{path} uses per-layer ranks, per-layer alphas or DoRA, which lorakit does not "
+            "implement; load it with peft.PeftModel.from_pretrained instead"
+        )
+    targets = config["target_modules"]
+    if isinstance(targets, str):
+        raise ValueError(
+            f"{path} selects target modules by the pattern {targets!r}; lorakit needs a list "
+            "of module names: load it with peft.PeftModel.from_pretrained instead"
+        )
+    state = {_from_peft_key(k): v for k, v in load_file(str(path / ADAPTER_WEIGHTS)).items()}
+    head = sorted({k.rpartition(".")[0].rsplit(".", 1)[-1] for k in state if "lora_" not in k})
+    settings = LoRASettings(
+        targets=tuple(sorted(targets)),
+        r=config["r"],
+        alpha=config["lora_alpha"],
+        dropout=config.get("lora_dropout", 0.0),
+        rslora=config.get("use_rslora", False),
+        train_modules=tuple(head),
+    )
+    return settings, state
+
+
+def load_peft_adapter(model: nn.Module, path) -> nn.Module:
+    """Load a PEFT-format LoRA adapter into ``model`` (injecting LoRA first if it has none).
+
+    Works on adapters written by ``save_peft_adapter`` and by ``PeftModel.save_pretrained``.
+    Raises ValueError when the adapter's tensors do not fit the model.
+    """
+    settings, state = read_peft_adapter(path)
+    if getattr(model, "lora_settings", None) is None:
+        inject_lora(model, **asdict(settings))
+    params = dict(model.named_parameters())
+    unknown = sorted(set(state) - set(params))
+    if unknown:
+        raise ValueError(
+            f"adapter {path} has tensors that {type(model).__name__} lacks, e.g. {unknown[:3]}; "
+            "load it into the base model it was trained from"
+        )
+    return load_lora_state_dict(model, state)

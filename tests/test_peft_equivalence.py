@@ -1,0 +1,114 @@
+"""lorakit and PEFT give the same numbers for the same weights, and share adapter files."""
+
+import json
+
+import pytest
+import torch
+from conftest import TARGETS, randomize_lora_B, tiny_distilbert
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from lorakit.lora import (
+    inject_lora,
+    load_peft_adapter,
+    lora_layers,
+    save_peft_adapter,
+)
+
+
+def peft_twin(base, rslora: bool, r: int = 4, alpha: float = 8):
+    config = LoraConfig(
+        task_type="SEQ_CLS", r=r, lora_alpha=alpha, target_modules=list(TARGETS),
+        use_rslora=rslora,
+    )
+    return get_peft_model(base, config).eval()
+
+
+def copy_lorakit_into_peft(ours, theirs) -> None:
+    """Copy A, B and the head from a lorakit model into the twin PEFT model."""
+    peft_params = dict(theirs.named_parameters())
+    with torch.no_grad():
+        for name, layer in lora_layers(ours).items():
+            prefix = f"base_model.model.{name}"
+            peft_params[f"{prefix}.lora_A.default.weight"].copy_(layer.lora_A)
+            peft_params[f"{prefix}.lora_B.default.weight"].copy_(layer.lora_B)
+        for head in ("pre_classifier", "classifier"):
+            for kind in ("weight", "bias"):
+                value = getattr(getattr(ours, head), kind)
+                peft_params[f"base_model.model.{head}.modules_to_save.default.{kind}"].copy_(value)
+
+
+@pytest.mark.parametrize("rslora", [False, True])
+def test_same_weights_same_logits(base_model, batch, clone, rslora):
+    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, rslora=rslora).eval()
+    randomize_lora_B(ours)
+    with torch.no_grad():
+        ours.classifier.weight.mul_(2.0)  # a trained head differs from the base model's
+    theirs = peft_twin(clone(base_model), rslora)
+    copy_lorakit_into_peft(ours, theirs)
+    with torch.no_grad():
+        expected, actual = theirs(**batch).logits, ours(**batch).logits
+        untouched = base_model(**batch).logits
+    assert not torch.allclose(actual, untouched, atol=1e-3), "LoRA must change the logits"
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
+
+
+def test_same_scaling_as_peft(base_model, clone):
+    for rslora in (False, True):
+        ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, rslora=rslora)
+        theirs = peft_twin(clone(base_model), rslora)
+        q_lin = theirs.base_model.model.distilbert.transformer.layer[0].attention.q_lin
+        assert lora_layers(ours)["distilbert.transformer.layer.0.attention.q_lin"].scaling == (
+            q_lin.scaling["default"]
+        )
+
+
+def test_lorakit_adapter_loads_in_peft(base_model, batch, clone, tmp_path):
+    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8).eval()
+    randomize_lora_B(ours)
+    save_peft_adapter(ours, tmp_path / "adapter")
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 4 and config["lora_alpha"] == 8
+    loaded = PeftModel.from_pretrained(clone(base_model), tmp_path / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, ours(**batch).logits, rtol=0, atol=1e-6)
+
+
+def test_peft_adapter_loads_in_lorakit(base_model, batch, clone, tmp_path):
+    theirs = peft_twin(clone(base_model), rslora=True, r=2, alpha=6)
+    randomize_lora_B(theirs)
+    theirs.save_pretrained(tmp_path / "adapter")
+    ours = load_peft_adapter(clone(base_model), tmp_path / "adapter").eval()
+    assert ours.lora_settings.r == 2 and ours.lora_settings.rslora
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**batch).logits, theirs(**batch).logits, rtol=0, atol=1e-6)
+
+
+def test_adapter_round_trip_in_lorakit(base_model, batch, clone, tmp_path):
+    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, dropout=0.1).eval()
+    randomize_lora_B(ours)
+    save_peft_adapter(ours, tmp_path / "adapter")
+    again = load_peft_adapter(clone(base_model), tmp_path / "adapter").eval()
+    for field in ("r", "alpha", "dropout", "rslora"):
+        assert getattr(again.lora_settings, field) == getattr(ours.lora_settings, field)
+    assert sorted(again.lora_settings.targets) == sorted(TARGETS)
+    assert sorted(again.lora_settings.train_modules) == ["classifier", "pre_classifier"]
+    assert torch.equal(again(**batch).logits, ours(**batch).logits)
+
+
+def test_adapter_of_another_rank_is_refused(base_model, clone, tmp_path):
+    save_peft_adapter(inject_lora(clone(base_model), TARGETS, r=4, alpha=8), tmp_path / "r4")
+    injected_r2 = inject_lora(clone(base_model), TARGETS, r=2, alpha=8)
+    with pytest.raises(ValueError, match=r"has shape \(4, 32\) but the model's is \(2, 32\)"):
+        load_peft_adapter(injected_r2, tmp_path / "r4")
+
+
+def test_adapter_for_another_label_count_is_refused(base_model, clone, tmp_path):
+    bigger = tiny_distilbert(num_labels=6)
+    save_peft_adapter(inject_lora(bigger, TARGETS, r=4, alpha=8), tmp_path / "six")
+    with pytest.raises(ValueError, match=r"classifier\.(weight|bias)' has shape \(6"):
+        load_peft_adapter(clone(base_model), tmp_path / "six")
+
+
+def test_missing_adapter_directory_is_named(base_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="adapter_config.json does not exist"):
+        load_peft_adapter(base_model, tmp_path / "nowhere")
