@@ -1,0 +1,411 @@
+"""The low-rank algebra behind LoRA, as used by notebook 01 (ΔW = BA).
+
+LoRA replaces the update of a frozen weight ``W: (d_out, d_in)`` with a product ``ΔW = B A`` of
+two thin factors ``B: (d_out, r)`` and ``A: (r, d_in)``, scaled by ``alpha / r``. This module holds
+the small, checkable pieces of that story: parameter counts, the best rank-r approximation
+(truncated SVD), singular-value spectra and their energy, the scale factor, a subspace similarity
+for comparing updates, and a toy experiment that recovers a planted low-rank update by training
+A and B.
+
+Every matrix is a floating-point ``torch.Tensor``; shapes follow ``torch.nn.Linear``, whose weight
+is ``(out_features, in_features)``, so ``y = x @ W.T``.
+"""
+
+import math
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import pandas as pd
+import torch
+
+
+def _require_positive_int(name: str, value: object, fix: str) -> int:
+    """Return ``value`` as an int, or raise ValueError naming it, what was expected and ``fix``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}. {fix}")
+    return int(value)
+
+
+def _require_positive_real(name: str, value: object, fix: str) -> float:
+    """Return ``value`` as a float, or raise ValueError naming it, what was expected and ``fix``."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number; got {value!r}. {fix}")
+    return float(value)
+
+
+def _require_matrix(name: str, value: object) -> torch.Tensor:
+    """Return ``value`` if it is a 2-D floating-point tensor, else raise ValueError."""
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape (d_out, d_in); got {type(value).__name__}. "
+            "Convert it with torch.as_tensor(..., dtype=torch.float32)."
+        )
+    if value.ndim != 2 or not value.is_floating_point():
+        raise ValueError(
+            f"{name} must be a 2-D floating-point tensor (d_out, d_in); got shape "
+            f"{tuple(value.shape)} and dtype {value.dtype}. Pass a weight matrix, "
+            "e.g. linear.weight.detach().float()."
+        )
+    return value
+
+
+def _require_rank_within(name: str, r: object, matrix_shape: torch.Size) -> int:
+    """Return ``r`` if it is a positive int no larger than min(matrix_shape), else raise."""
+    max_rank = min(matrix_shape)
+    rank = _require_positive_int(name, r, f"Use a rank between 1 and {max_rank}.")
+    if rank > max_rank:
+        raise ValueError(
+            f"{name}={rank} exceeds the largest possible rank {max_rank} of a "
+            f"{matrix_shape[0]}×{matrix_shape[1]} matrix. Use a rank between 1 and {max_rank}."
+        )
+    return rank
+
+
+def lora_parameter_count(d_out: int, d_in: int, r: int) -> int:
+    """Trainable parameters of a rank-``r`` LoRA update of a ``(d_out, d_in)`` weight.
+
+    ``B: (d_out, r)`` and ``A: (r, d_in)`` hold ``r * (d_out + d_in)`` numbers together.
+    """
+    d_out = _require_positive_int("d_out", d_out, "Pass the weight's out_features.")
+    d_in = _require_positive_int("d_in", d_in, "Pass the weight's in_features.")
+    r = _require_positive_int("r", r, "Use a LoRA rank such as 8.")
+    return r * (d_out + d_in)
+
+
+def full_parameter_count(d_out: int, d_in: int) -> int:
+    """Parameters of a full ``(d_out, d_in)`` weight update: ``d_out * d_in``."""
+    d_out = _require_positive_int("d_out", d_out, "Pass the weight's out_features.")
+    d_in = _require_positive_int("d_in", d_in, "Pass the weight's in_features.")
+    return d_out * d_in
+
+
+def parameter_table(shapes: list[tuple[int, int]], ranks: list[int]) -> pd.DataFrame:
+    """Full versus LoRA parameter counts for every weight shape at every rank.
+
+    Args:
+        shapes: weight shapes ``(d_out, d_in)``, e.g. ``[(768, 768), (3072, 768)]``.
+        ranks: LoRA ranks ``r``, e.g. ``[1, 8, 64]``.
+
+    Returns:
+        One row per (shape, rank) pair, shapes in the outer loop, with columns ``matrix``
+        (``"d_out×d_in"``), ``r``, ``full`` (``d_out * d_in``), ``lora`` (``r * (d_out + d_in)``)
+        and ``ratio`` (``full / lora``: how many times fewer parameters LoRA trains).
+    """
+    if not shapes or not ranks:
+        raise ValueError(
+            f"shapes and ranks must both be non-empty; got shapes={shapes!r}, ranks={ranks!r}. "
+            "Pass e.g. shapes=[(768, 768)], ranks=[8]."
+        )
+    rows = []
+    for shape in shapes:
+        if not isinstance(shape, tuple | list) or len(shape) != 2:
+            raise ValueError(
+                f"each shape must be a pair (d_out, d_in); got {shape!r}. Write e.g. (768, 3072)."
+            )
+        d_out, d_in = shape
+        full = full_parameter_count(d_out, d_in)
+        for r in ranks:
+            lora = lora_parameter_count(d_out, d_in, r)
+            rows.append(
+                {
+                    "matrix": f"{d_out}×{d_in}",
+                    "r": r,
+                    "full": full,
+                    "lora": lora,
+                    "ratio": full / lora,
+                }
+            )
+    return pd.DataFrame(rows, columns=["matrix", "r", "full", "lora", "ratio"])
+
+
+def singular_values(W: torch.Tensor) -> torch.Tensor:
+    """Singular values of ``W: (d_out, d_in)``, shape ``(min(d_out, d_in),)``, largest first."""
+    return torch.linalg.svdvals(_require_matrix("W", W))
+
+
+def truncated_svd(W: torch.Tensor, r: int) -> torch.Tensor:
+    """The best rank-``r`` approximation ``W_r`` of ``W: (d_out, d_in)``; same shape as ``W``.
+
+    Keeps the ``r`` largest singular values and their singular vectors:
+    ``W_r = U[:, :r] diag(S[:r]) Vh[:r, :]``. By the Eckart–Young theorem no rank-``r`` matrix
+    is closer to ``W`` in Frobenius (or spectral) norm.
+    """
+    W = _require_matrix("W", W)
+    r = _require_rank_within("r", r, W.shape)
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    return U[:, :r] @ torch.diag(S[:r]) @ Vh[:r, :]
+
+
+def low_rank_error(W: torch.Tensor, ranks: list[int]) -> torch.Tensor:
+    """Relative error ``||W - W_r||_F / ||W||_F`` of the best rank-r approximation, per rank.
+
+    Uses one SVD: with singular values ``s_1 >= s_2 >= ...``, Eckart–Young gives
+    ``||W - W_r||_F^2 = sum_{i > r} s_i^2``, so no rank-r matrix is ever built.
+
+    Args:
+        W: ``(d_out, d_in)`` matrix, not all zeros.
+        ranks: ranks ``r`` with ``1 <= r <= min(d_out, d_in)``.
+
+    Returns:
+        ``(len(ranks),)`` tensor in ``[0, 1]``, in the order of ``ranks``; 0 at full rank.
+    """
+    W = _require_matrix("W", W)
+    rank_indices = [_require_rank_within("rank", r, W.shape) for r in ranks]
+    energy = singular_values(W) ** 2
+    # Tail sums, added from the smallest value up (subtracting a cumulative sum from the total
+    # would lose small tails to rounding): energy_from[i] = s_{i+1}^2 + ... + s_n^2.
+    energy_from = energy.flip(0).cumsum(0).flip(0)
+    total_energy = energy_from[0]
+    if total_energy == 0:
+        raise ValueError("W is all zeros, so its relative error is undefined. Pass a nonzero W.")
+    # energy_left_out[k - 1] = s_{k+1}^2 + ... + s_n^2, what the best rank-k approximation misses.
+    energy_left_out = torch.cat([energy_from[1:], energy.new_zeros(1)])
+    return torch.sqrt(energy_left_out[[k - 1 for k in rank_indices]] / total_energy)
+
+
+def energy_rank(W_or_singular_values: torch.Tensor, fraction: float = 0.9) -> int:
+    """Smallest ``k`` whose top-``k`` squared singular values hold ``fraction`` of the total.
+
+    "Energy" is ``||W||_F^2 = sum_i s_i^2``; the answer is how many directions a rank-``k``
+    approximation needs to keep ``fraction`` of it (its relative error is then at most
+    ``sqrt(1 - fraction)``).
+
+    Args:
+        W_or_singular_values: a ``(d_out, d_in)`` matrix, or its singular values as a 1-D
+            non-negative tensor (in any order).
+        fraction: the share of energy to keep, in ``(0, 1]``.
+
+    Returns:
+        ``k`` with ``1 <= k <= min(d_out, d_in)``.
+    """
+    if not isinstance(fraction, Real) or isinstance(fraction, bool) or not 0 < fraction <= 1:
+        raise ValueError(
+            f"fraction must be a number in (0, 1]; got {fraction!r}. Use e.g. 0.9 for 90% energy."
+        )
+    values = W_or_singular_values
+    if isinstance(values, torch.Tensor) and values.ndim == 1:
+        if not values.is_floating_point() or bool((values < 0).any()):
+            raise ValueError(
+                f"singular values must be a non-negative floating-point tensor; got {values}. "
+                "Compute them with lorakit.maths.singular_values(W)."
+            )
+        spectrum = torch.sort(values, descending=True).values
+    else:
+        spectrum = singular_values(_require_matrix("W_or_singular_values", values))
+    cumulative_energy = torch.cumsum(spectrum.double() ** 2, dim=0)
+    if cumulative_energy[-1] == 0:
+        raise ValueError("the matrix is all zeros, so it has no energy to keep. Pass a nonzero W.")
+    # Dividing by the last cumulative sum (not a separate total) makes the final share exactly 1.
+    energy_share = cumulative_energy / cumulative_energy[-1]
+    prefixes_short_of_fraction = int((energy_share < fraction).sum())
+    return prefixes_short_of_fraction + 1
+
+
+def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
+    """The factor that multiplies ``B A`` in the forward pass: ``alpha / r`` or ``alpha / sqrt(r)``.
+
+    With ``rslora=True`` the rank-stabilised scale of rsLoRA (Kalajdzievski, 2023) is used, which
+    keeps the update's magnitude from shrinking as ``r`` grows. Both match PEFT's ``scaling``.
+    """
+    alpha = _require_positive_real("alpha", alpha, "Use e.g. alpha=16, or alpha=r for scale 1.")
+    r = _require_positive_int("r", r, "Use a LoRA rank such as 8.")
+    return alpha / math.sqrt(r) if rslora else alpha / r
+
+
+def subspace_similarity(basis_a: torch.Tensor, basis_b: torch.Tensor) -> float:
+    """Normalized similarity ``||U_aᵀ U_b||_F^2 / min(i, j)`` of two subspaces, in ``[0, 1]``.
+
+    This is the subspace similarity of Hu et al., 2021, "LoRA: Low-Rank Adaptation of Large
+    Language Models" (arXiv:2106.09685), Section 7.2. It is 1 when the smaller subspace lies
+    inside the larger one and 0 when they are orthogonal; it does not change if either basis is
+    rotated within its own subspace.
+
+    Args:
+        basis_a: ``(d, i)`` with orthonormal columns, e.g. left singular vectors ``U[:, :i]``.
+        basis_b: ``(d, j)`` with orthonormal columns.
+    """
+    for name, basis in (("basis_a", basis_a), ("basis_b", basis_b)):
+        basis = _require_matrix(name, basis)
+        gram = basis.T @ basis
+        identity = torch.eye(gram.shape[0], dtype=gram.dtype)
+        if not torch.allclose(gram, identity, atol=1e-4):
+            raise ValueError(
+                f"{name} must have orthonormal columns ({name}ᵀ {name} = I); its largest deviation "
+                f"from I is {(gram - identity).abs().max().item():.3g}. Pass singular vectors from "
+                "torch.linalg.svd, or orthonormalise with torch.linalg.qr."
+            )
+    if basis_a.shape[0] != basis_b.shape[0]:
+        raise ValueError(
+            f"bases live in different spaces: basis_a has {basis_a.shape[0]} rows, basis_b has "
+            f"{basis_b.shape[0]}. Compare subspaces of the same space R^d."
+        )
+    overlap = basis_a.T @ basis_b
+    return (overlap.pow(2).sum() / min(basis_a.shape[1], basis_b.shape[1])).item()
+
+
+def update_similarity(delta_a: torch.Tensor, delta_b: torch.Tensor, r: int) -> float:
+    """How much two weight updates share their top-``r`` output directions, in ``[0, 1]``.
+
+    Takes the top-``r`` left singular vectors (the directions in output space that each update
+    writes to most) of both updates and returns their :func:`subspace_similarity`,
+    ``||U_aᵀ U_b||_F^2 / r`` (Hu et al., 2021, Section 7.2, who compare singular vectors of A
+    the same way). 1 means the same column space, 0 orthogonal ones; a random pair of
+    ``r``-dimensional subspaces of ``R^d_out`` scores about ``r / d_out``.
+
+    Args:
+        delta_a: ``(d_out, d_in_a)`` update, e.g. a learned ``B @ A``.
+        delta_b: ``(d_out, d_in_b)`` update, e.g. a planted ``B_star @ A_star``.
+        r: how many directions to compare; each update needs at least ``r`` nonzero singular
+            values, or its extra "directions" would be arbitrary.
+    """
+    delta_a = _require_matrix("delta_a", delta_a)
+    delta_b = _require_matrix("delta_b", delta_b)
+    if delta_a.shape[0] != delta_b.shape[0]:
+        raise ValueError(
+            f"delta_a has {delta_a.shape[0]} rows and delta_b has {delta_b.shape[0]}; their column "
+            "spaces can only be compared when both updates have the same d_out."
+        )
+    bases = []
+    for name, delta in (("delta_a", delta_a), ("delta_b", delta_b)):
+        rank = _require_rank_within("r", r, delta.shape)
+        U, S, _ = torch.linalg.svd(delta, full_matrices=False)
+        # The numerical-rank tolerance of numpy.linalg.matrix_rank.
+        zero_tolerance = S[0] * max(delta.shape) * torch.finfo(delta.dtype).eps
+        if S[rank - 1] <= zero_tolerance:
+            raise ValueError(
+                f"{name} has fewer than r={rank} nonzero singular values (s_{rank} = "
+                f"{S[rank - 1].item():.3g}, s_1 = {S[0].item():.3g}), so its top-{rank} subspace "
+                f"is not defined. Use r no larger than its rank (see energy_rank({name}, 1.0))."
+            )
+        bases.append(U[:, :rank])
+    return subspace_similarity(bases[0], bases[1])
+
+
+def planted_low_rank(
+    d_out: int, d_in: int, r: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random factors ``B_star: (d_out, r)`` and ``A_star: (r, d_in)`` of a planted rank-r update.
+
+    Entries are Gaussian, ``B_star ~ N(0, 1/r)`` and ``A_star ~ N(0, 1/d_in)``, so the entries of
+    ``ΔW* = B_star @ A_star`` have variance ``1 / d_in`` and ``x @ ΔW*ᵀ`` has the scale of a
+    standard-normal ``x``. The same ``seed`` always gives the same factors (a private
+    ``torch.Generator`` is used; the global RNG is untouched).
+    """
+    d_out = _require_positive_int("d_out", d_out, "Pass the weight's out_features.")
+    d_in = _require_positive_int("d_in", d_in, "Pass the weight's in_features.")
+    r = _require_rank_within("r", r, torch.Size([d_out, d_in]))
+    generator = torch.Generator().manual_seed(seed)
+    B_star = torch.randn(d_out, r, generator=generator) / math.sqrt(r)
+    A_star = torch.randn(r, d_in, generator=generator) / math.sqrt(d_in)
+    return B_star, A_star
+
+
+def random_like_pretrained(
+    d_out: int, d_in: int, seed: int = 0, spectrum_decay: float = 0.5
+) -> torch.Tensor:
+    """A synthetic ``(d_out, d_in)`` stand-in for a pretrained weight, with a power-law spectrum.
+
+    Synthetic, not a real pretrained weight: ``U diag(s) Vᵀ`` with random orthonormal ``U``,
+    ``V`` and ``s_i ∝ i^(-spectrum_decay)``. It has what trained weights often show and a
+    Gaussian matrix lacks, a few directions much stronger than the rest, yet like a Gaussian
+    matrix it is far from low rank: at ``spectrum_decay=0.5`` and ``d = 768`` the top 21
+    directions hold half of the energy (a Gaussian needs about 140) and 90% needs about 370
+    (a Gaussian about 390). Use it where no real pretrained weight is at hand (the smoke
+    profile), and say so. The singular values are scaled so that ``||W||_F^2 = d_out``, the
+    expected energy of a matrix with ``N(0, 1/d_in)`` entries, so the spectra of the two compare
+    at equal total energy.
+
+    Returns:
+        ``(d_out, d_in)`` float32 matrix whose singular values are exactly ``s`` (up to rounding).
+    """
+    d_out = _require_positive_int("d_out", d_out, "Pass the weight's out_features.")
+    d_in = _require_positive_int("d_in", d_in, "Pass the weight's in_features.")
+    if (
+        isinstance(spectrum_decay, bool)
+        or not isinstance(spectrum_decay, Real)
+        or spectrum_decay < 0
+    ):
+        raise ValueError(
+            f"spectrum_decay must be a non-negative number; got {spectrum_decay!r}. "
+            "Use 0 for a flat spectrum, 0.5 for a moderate power-law decay."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    rank = min(d_out, d_in)
+    U, _ = torch.linalg.qr(torch.randn(d_out, rank, generator=generator))
+    V, _ = torch.linalg.qr(torch.randn(d_in, rank, generator=generator))
+    spectrum = torch.arange(1, rank + 1, dtype=torch.float32) ** -float(spectrum_decay)
+    spectrum *= math.sqrt(d_out) / spectrum.norm()
+    return U @ torch.diag(spectrum) @ V.T
+
+
+class PlantedFit(NamedTuple):
+    """What :func:`fit_planted_update` returns."""
+
+    losses: list[float]
+    """Mean squared error between the adapted and the target outputs, one value per step."""
+    learned_delta: torch.Tensor
+    """The learned update ``B @ A``, shape ``(d_out, d_in)``."""
+
+
+def fit_planted_update(
+    W: torch.Tensor,
+    delta_star: torch.Tensor,
+    r: int,
+    steps: int = 300,
+    lr: float = 0.02,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> PlantedFit:
+    """Train LoRA factors ``B``, ``A`` so that the frozen ``W`` plus ``B A`` imitates ``W + ΔW*``.
+
+    Each step draws a fresh batch ``x: (batch_size, d_in)`` of standard-normal inputs and
+    minimises the mean squared error between ``x @ (W + B A)ᵀ`` and ``x @ (W + ΔW*)ᵀ`` with Adam.
+    ``W`` never changes; only ``A: (r, d_in)`` and ``B: (d_out, r)`` train, initialised as PEFT
+    does: ``A`` Kaiming-uniform (``a = sqrt(5)``), ``B`` zeros, so ``B A = 0`` at step 0 and the
+    adapted layer starts equal to the frozen one. No ``alpha / r`` scale is applied.
+
+    With the defaults, a rank-2 ``ΔW*`` from :func:`planted_low_rank` at ``d = 64`` reaches a
+    loss below ``1e-4`` in a fraction of a second on a CPU.
+
+    Args:
+        W: frozen weight, ``(d_out, d_in)``.
+        delta_star: the update to recover, ``(d_out, d_in)``, e.g. ``B_star @ A_star``.
+        r: LoRA rank of the learned ``B A``.
+        steps: Adam steps, one batch each.
+        lr: Adam learning rate.
+        seed: seeds ``A``'s initialisation and the input batches.
+        batch_size: inputs per step.
+
+    Returns:
+        :class:`PlantedFit` with ``losses`` (``steps`` floats) and ``learned_delta`` (``B A``).
+    """
+    W = _require_matrix("W", W).detach()
+    delta_star = _require_matrix("delta_star", delta_star).detach()
+    if delta_star.shape != W.shape:
+        raise ValueError(
+            f"delta_star has shape {tuple(delta_star.shape)} but W has {tuple(W.shape)}; "
+            "the planted update must have W's shape (d_out, d_in)."
+        )
+    r = _require_rank_within("r", r, W.shape)
+    steps = _require_positive_int("steps", steps, "Use e.g. steps=300.")
+    lr = _require_positive_real("lr", lr, "Use e.g. lr=0.02.")
+    batch_size = _require_positive_int("batch_size", batch_size, "Use e.g. batch_size=128.")
+
+    d_out, d_in = W.shape
+    generator = torch.Generator().manual_seed(seed)
+    A = torch.empty(r, d_in, dtype=W.dtype)
+    torch.nn.init.kaiming_uniform_(A, a=math.sqrt(5), generator=generator)
+    A.requires_grad_()
+    B = torch.zeros(d_out, r, dtype=W.dtype, requires_grad=True)
+    optimizer = torch.optim.Adam([A, B], lr=lr)
+    target_weight = W + delta_star
+
+    losses = []
+    for _ in range(steps):
+        x = torch.randn(batch_size, d_in, generator=generator, dtype=W.dtype)
+        loss = torch.nn.functional.mse_loss(x @ (W + B @ A).T, x @ target_weight.T)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return PlantedFit(losses=losses, learned_delta=(B @ A).detach())
