@@ -1,0 +1,178 @@
+"""How big a run is: the ``smoke``, ``quick`` and ``full`` profiles.
+
+One code path serves every size. A profile fixes the model, how much data, the maximum sequence
+length, the epochs, the batch size and the learning rates for each task; notebooks and the CLI
+read it and never branch on the profile themselves. Any field can be overridden per run.
+
+Resolution: ``LORAKIT_PROFILE`` when set, else ``full`` when CUDA is available, else ``quick``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+
+import torch
+
+PROFILE_NAMES = ("smoke", "quick", "full")
+ENV_VARIABLE = "LORAKIT_PROFILE"
+SMOKE_MODEL = "lorakit/tiny-distilbert"
+DISTILBERT = "distilbert-base-uncased"
+METHODS = ("lora", "peft", "full", "head")
+DATA_SOURCES = {"fixtures": "bundled samples in lorakit/fixtures", "hub": "the Hugging Face Hub"}
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """What one profile does with one task.
+
+    ``max_train`` / ``max_eval`` cap the examples drawn (seeded) from the training split and from
+    each evaluation split; ``None`` keeps them all. ``learning_rates`` maps a method to its rate.
+    """
+
+    max_train: int | None
+    max_eval: int | None
+    max_length: int
+    epochs: float
+    batch_size: int
+    learning_rates: dict[str, float]
+    warmup_fraction: float = 0.06
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named run size: the model, where the data comes from, and settings per task."""
+
+    name: str
+    model: str
+    data: str  # "fixtures" (bundled samples) or "hub"
+    tasks: dict[str, TaskSettings] = field(repr=False)
+    purpose: str = ""
+
+    def settings(self, task: str, **overrides) -> TaskSettings:
+        """The task's settings with every non-None override applied."""
+        if task not in self.tasks:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(self.tasks)}")
+        chosen = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(chosen) - set(TaskSettings.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"{sorted(unknown)} are not task settings; known: "
+                            f"{', '.join(TaskSettings.__dataclass_fields__)}")
+        return replace(self.tasks[task], **chosen)
+
+    def describe(self, task: str | None = None, file=None) -> str:
+        """Print (and return) what this profile will do on this machine."""
+        lines = [
+            f"profile: {self.name} ({self.purpose})",
+            f"device:  {device_description()}",
+            f"model:   {self.model}",
+            f"data:    {DATA_SOURCES[self.data]}",
+        ]
+        for name, s in self.tasks.items():
+            if task is not None and name != task:
+                continue
+            size = "all" if s.max_train is None else f"{s.max_train:,}"
+            evaluated = "all" if s.max_eval is None else f"{s.max_eval:,}"
+            lines.append(
+                f"{name:>8}: train examples {size}, eval examples {evaluated} per split, "
+                f"max length {s.max_length}, {s.epochs:g} epoch(s), batch {s.batch_size}"
+            )
+        text = "\n".join(lines)
+        print(text, file=file)
+        return text
+
+
+# Sources for the `full` settings:
+# - IMDB, max length 512 and 2 epochs: DistilBERT's paper fine-tunes on IMDb at full length
+#   (Sanh et al., 2019, "DistilBERT, a distilled version of BERT", table 2: 92.82% accuracy).
+# - Emotion, lr 2e-5 for full fine-tuning of DistilBERT: Tunstall, von Werra & Wolf, "Natural
+#   Language Processing with Transformers", chapter 2 (2 epochs, batch 64); we train 4 epochs so
+#   that LoRA, which starts further from a good solution, gets there too.
+# - LoRA learning rates around 5e-4: Hu et al. (2021), "LoRA", appendix D (RoBERTa-base, 4e-4
+#   to 5e-4); Emotion's small, short examples take 1e-3.
+# - Head-only training uses a larger rate, since only a small freshly initialised head learns.
+FULL_TASKS = {
+    "imdb": TaskSettings(
+        max_train=None, max_eval=None, max_length=512, epochs=2, batch_size=16,
+        learning_rates={"lora": 5e-4, "peft": 5e-4, "full": 2e-5, "head": 1e-3},
+    ),
+    "emotion": TaskSettings(
+        max_train=None, max_eval=None, max_length=128, epochs=4, batch_size=32,
+        learning_rates={"lora": 1e-3, "peft": 1e-3, "full": 2e-5, "head": 2e-3},
+    ),
+}
+
+# The tiny smoke model was pretrained on a few hundred texts only; it needs larger steps.
+SMOKE_LEARNING_RATES = {"lora": 1e-2, "peft": 1e-2, "full": 1e-3, "head": 1e-2}
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        model=SMOKE_MODEL,
+        data="fixtures",
+        purpose="a tiny DistilBERT on bundled samples: proves every cell runs, offline, in seconds",
+        tasks={
+            "imdb": TaskSettings(
+                max_train=None, max_eval=None, max_length=256, epochs=3, batch_size=16,
+                learning_rates=SMOKE_LEARNING_RATES,
+            ),
+            "emotion": TaskSettings(
+                max_train=None, max_eval=None, max_length=64, epochs=6, batch_size=16,
+                learning_rates=SMOKE_LEARNING_RATES,
+            ),
+        },
+    ),
+    "quick": Profile(
+        name="quick",
+        model=DISTILBERT,
+        data="hub",
+        purpose="distilbert-base-uncased on a seeded subset: a few minutes on a laptop CPU",
+        tasks={
+            "imdb": replace(FULL_TASKS["imdb"], max_train=1000, max_eval=500, max_length=128,
+                            epochs=1),
+            "emotion": replace(FULL_TASKS["emotion"], max_train=2000, max_eval=500,
+                               max_length=64, epochs=1, batch_size=16),
+        },
+    ),
+    "full": Profile(
+        name="full",
+        model=DISTILBERT,
+        data="hub",
+        purpose="distilbert-base-uncased on the full dataset: the real results, on a GPU",
+        tasks=FULL_TASKS,
+    ),
+}
+
+
+def resolve_profile(name: str | Profile | None = None) -> Profile:
+    """The profile to use: ``name`` if given, else ``$LORAKIT_PROFILE``, else by hardware."""
+    if isinstance(name, Profile):
+        return name
+    by_hardware = "full" if torch.cuda.is_available() else "quick"
+    chosen = (name or os.environ.get(ENV_VARIABLE) or by_hardware).strip().lower()
+    if chosen not in PROFILES:
+        source = "profile" if name else ENV_VARIABLE
+        raise ValueError(
+            f"{source}={chosen!r} is not a profile; choose one of {', '.join(PROFILE_NAMES)}"
+        )
+    return PROFILES[chosen]
+
+
+def device_description() -> str:
+    """The accelerator a run will use, in words, e.g. 'cuda: Tesla T4 (capability 7.5)'."""
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        return f"cuda: {torch.cuda.get_device_name()} (capability {major}.{minor})"
+    return f"cpu: {os.cpu_count()} cores, no CUDA device"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub can be reached (False when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True

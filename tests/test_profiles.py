@@ -1,0 +1,61 @@
+"""Profile resolution and what each profile sets."""
+
+import pytest
+import torch
+
+from lorakit import profiles
+from lorakit.profiles import PROFILES, resolve_profile
+
+
+def test_environment_variable_wins(monkeypatch):
+    monkeypatch.setenv("LORAKIT_PROFILE", "smoke")
+    assert resolve_profile().name == "smoke"
+    assert resolve_profile("full").name == "full", "an explicit name beats the variable"
+
+
+@pytest.mark.parametrize("cuda, expected", [(True, "full"), (False, "quick")])
+def test_hardware_decides_without_the_variable(monkeypatch, cuda, expected):
+    monkeypatch.delenv("LORAKIT_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert resolve_profile().name == expected
+
+
+def test_unknown_profile_lists_the_three(monkeypatch):
+    monkeypatch.setenv("LORAKIT_PROFILE", "fast")
+    with pytest.raises(ValueError, match="LORAKIT_PROFILE='fast' is not a profile; choose one of "
+                                         "smoke, quick, full"):
+        resolve_profile()
+    with pytest.raises(ValueError, match="profile='huge'"):
+        resolve_profile("huge")
+
+
+def test_profiles_differ_in_model_and_data():
+    smoke, quick, full = PROFILES["smoke"], PROFILES["quick"], PROFILES["full"]
+    assert smoke.data == "fixtures" and quick.data == full.data == "hub"
+    assert quick.model == full.model == "distilbert-base-uncased"
+    assert quick.settings("imdb").max_train < 25_000 and full.settings("imdb").max_train is None
+    for profile in PROFILES.values():
+        for task in ("imdb", "emotion"):
+            assert set(profile.settings(task).learning_rates) == {"lora", "peft", "full", "head"}
+
+
+def test_overrides_replace_only_what_is_given():
+    settings = PROFILES["full"].settings("emotion", epochs=1, batch_size=None)
+    assert settings.epochs == 1
+    assert settings.batch_size == PROFILES["full"].settings("emotion").batch_size
+    with pytest.raises(ValueError, match="unknown task 'sst2'"):
+        PROFILES["full"].settings("sst2")
+    with pytest.raises(TypeError, match="not task settings"):
+        PROFILES["full"].settings("imdb", learning_rate=1e-3)
+
+
+def test_describe_says_profile_device_and_sizes(capsys):
+    text = PROFILES["quick"].describe("imdb")
+    assert text == capsys.readouterr().out.strip()
+    assert "profile: quick" in text and "device:" in text
+    assert "imdb: train examples 1,000" in text and "emotion" not in text
+
+
+def test_offline_flag_means_hub_unreachable(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert profiles.hub_reachable() is False
