@@ -1,0 +1,211 @@
+"""Classification metrics: accuracy, macro-F1, per-class scores, and a table of predictions.
+
+Everything here works on plain arrays: ``labels`` and ``predictions`` are class ids (N,),
+``logits`` are the model's raw scores (N, C) for C classes, in the order of ``label_names``.
+Scores come from scikit-learn and are returned as plain Python floats and ints, so that a
+metrics dict goes straight into ``json.dump``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
+
+
+def _as_logits(
+    logits, label_names: Sequence[str] | None = None, require_finite: bool = True
+) -> np.ndarray:
+    """Logits as a float64 array (N, C); torch tensors (any dtype or device) are accepted."""
+    if hasattr(logits, "detach"):
+        logits = logits.detach().float().cpu().numpy()
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2:
+        raise ValueError(
+            f"logits have shape {logits.shape}; expected (N, C): one row of class scores per "
+            "example (for a single example, pass logits[None, :])"
+        )
+    if label_names is not None and logits.shape[1] != len(label_names):
+        raise ValueError(
+            f"logits have {logits.shape[1]} columns but there are {len(label_names)} label names "
+            f"{list(label_names)}; pass the label names of the task the model was trained on, "
+            "one per output class, in the model's class order"
+        )
+    if require_finite and not np.isfinite(logits).all():
+        raise ValueError("logits contain NaN or infinity; the model diverged or the input is bad")
+    return logits
+
+
+def _as_class_ids(values, what: str, num_classes: int) -> np.ndarray:
+    """Class ids as an int64 array (N,), each in [0, num_classes)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    ids = np.asarray(values)
+    if ids.ndim != 1:
+        raise ValueError(f"{what} have shape {ids.shape}; expected (N,): one class id per example")
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        if not np.issubdtype(ids.dtype, np.floating) or not np.all(ids == np.round(ids)):
+            raise ValueError(
+                f"{what} must be integer class ids, got dtype {ids.dtype} (e.g. {ids[:3]}); "
+                "map label names to ids first, e.g. label_names.index(name)"
+            )
+    ids = ids.astype(np.int64)
+    bad = ids[(ids < 0) | (ids >= num_classes)]
+    if bad.size:
+        raise ValueError(
+            f"{what} contain class id {bad[0]}, outside 0..{num_classes - 1} for {num_classes} "
+            "label names; pass the label names of the task the ids come from"
+        )
+    return ids
+
+
+def _check_label_names(label_names: Sequence[str]) -> list[str]:
+    names = [label_names] if isinstance(label_names, str) else list(label_names)
+    if not names:
+        raise ValueError("label_names is empty; pass one name per class, e.g. ['neg', 'pos']")
+    if len(set(names)) != len(names):
+        raise ValueError(f"label_names {names} repeat a name; each class needs its own name")
+    return names
+
+
+def _check_same_length(**arrays) -> None:
+    lengths = {name: len(values) for name, values in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        described = ", ".join(f"{name}: {n}" for name, n in lengths.items())
+        raise ValueError(
+            f"lengths differ ({described}); pass one entry per example in the same order"
+        )
+
+
+def softmax_probabilities(logits) -> np.ndarray:
+    """Class probabilities (N, C) from logits (N, C); each row sums to 1.
+
+    Subtracting each row's maximum before ``exp`` keeps it stable for large logits (1000 and
+    1001 give probabilities 0.269 and 0.731, not NaN).
+    """
+    logits = _as_logits(logits)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def log_softmax(logits) -> np.ndarray:
+    """Log-probabilities (N, C) from logits (N, C): ``z - logsumexp(z)``, computed stably."""
+    logits = _as_logits(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def classification_metrics(labels, predictions, label_names: Sequence[str]) -> dict:
+    """Accuracy, macro-F1 and per-class F1 and support for class ids (N,).
+
+    Macro-F1 averages the F1 of every class in ``label_names``, counting a class that never
+    occurs and is never predicted as F1 = 0 (scikit-learn's ``zero_division=0``); on imbalanced
+    data such as Emotion it is the score that notices a model ignoring a rare class.
+
+    Returns ``{"accuracy": float, "macro_f1": float, "per_class_f1": {name: float},
+    "per_class_support": {name: int}}``, fractions in [0, 1], support = true examples per class.
+    """
+    names = _check_label_names(label_names)
+    _check_same_length(labels=labels, predictions=predictions)
+    if len(labels) == 0:
+        raise ValueError("labels and predictions are empty; metrics need at least one example")
+    y_true = _as_class_ids(labels, "labels", len(names))
+    y_pred = _as_class_ids(predictions, "predictions", len(names))
+    classes = list(range(len(names)))
+    per_class = f1_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
+    support = np.bincount(y_true, minlength=len(names))
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=classes, average="macro",
+                                   zero_division=0)),
+        "per_class_f1": {name: float(f1) for name, f1 in zip(names, per_class, strict=True)},
+        "per_class_support": {name: int(n) for name, n in zip(names, support, strict=True)},
+    }
+
+
+def prediction_table(
+    texts: Sequence[str], labels, logits, label_names: Sequence[str]
+) -> pd.DataFrame:
+    """One row per example: the text, true and predicted label, probabilities and loss.
+
+    Args:
+        texts: N input texts.
+        labels: N true class ids.
+        logits: (N, C) raw model scores, columns in the order of ``label_names``.
+        label_names: C class names.
+
+    Columns: ``text``, ``label`` and ``prediction`` (names), ``label_id``, ``prediction_id``,
+    ``confidence`` (the largest probability), ``prob_<name>`` for each class, and ``loss``:
+    the example's cross-entropy in nats, ``-log p(true label)``, from a stable log-softmax.
+    Written as predictions.csv in a run directory; notebook 06 sorts it by loss.
+    """
+    names = _check_label_names(label_names)
+    logits = _as_logits(logits, names)
+    texts = list(texts)
+    _check_same_length(texts=texts, labels=labels, logits=logits)
+    label_ids = _as_class_ids(labels, "labels", len(names))
+    log_probs = log_softmax(logits)
+    probs = np.exp(log_probs)
+    predicted = logits.argmax(axis=1)
+    table = pd.DataFrame(
+        {
+            "text": texts,
+            "label": [names[i] for i in label_ids],
+            "prediction": [names[i] for i in predicted],
+            "label_id": label_ids,
+            "prediction_id": predicted.astype(np.int64),
+            "confidence": probs.max(axis=1),
+        }
+    )
+    for c, name in enumerate(names):
+        table[f"prob_{name}"] = probs[:, c]
+    table["loss"] = -log_probs[np.arange(len(label_ids)), label_ids]
+    return table
+
+
+def metrics_from_predictions(table: pd.DataFrame, label_names: Sequence[str]) -> dict:
+    """``classification_metrics`` recomputed from a ``prediction_table`` (or predictions.csv).
+
+    Uses the ``label_id`` and ``prediction_id`` columns, or maps ``label`` and ``prediction``
+    names to ids when the id columns are absent.
+    """
+    names = _check_label_names(label_names)
+    if {"label_id", "prediction_id"} <= set(table.columns):
+        return classification_metrics(table["label_id"], table["prediction_id"], names)
+    missing = {"label", "prediction"} - set(table.columns)
+    if missing:
+        raise ValueError(
+            f"the table has no columns {sorted(missing)} (nor label_id/prediction_id), only "
+            f"{list(table.columns)}; pass a table made by prediction_table (predictions.csv)"
+        )
+    ids = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(table["label"]).union(table["prediction"]) - set(ids), key=str)
+    if unknown:
+        raise ValueError(
+            f"the table has labels {unknown} that are not in label_names {names}; pass the "
+            "label names of the task the predictions were made for"
+        )
+    return classification_metrics(table["label"].map(ids), table["prediction"].map(ids), names)
+
+
+def trainer_compute_metrics(eval_prediction) -> dict[str, float]:
+    """``compute_metrics`` for ``transformers.Trainer``: accuracy and macro-F1 of the argmax.
+
+    Takes an ``EvalPrediction`` (or a ``(predictions, label_ids)`` pair) whose predictions are
+    logits (N, C), or a tuple whose first element is; label_ids are class ids (N,).
+    """
+    predictions, label_ids = eval_prediction[0], eval_prediction[1]
+    if isinstance(predictions, (tuple, list)):
+        predictions = predictions[0]
+    if isinstance(label_ids, (tuple, list)):
+        label_ids = label_ids[0]
+    # A diverged model's NaN logits are scored (badly), not allowed to stop the training run.
+    logits = _as_logits(predictions, require_finite=False)
+    num_classes = logits.shape[1]
+    labels = np.asarray(label_ids)
+    _check_same_length(label_ids=labels, predictions=logits)
+    names = [str(c) for c in range(num_classes)]
+    scores = classification_metrics(labels, logits.argmax(axis=1), names)
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}

@@ -1,0 +1,239 @@
+"""Tests for lorakit.metrics: scores against hand-worked answers, probabilities, loss."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, f1_score
+from transformers import EvalPrediction
+
+from lorakit.metrics import (
+    classification_metrics,
+    log_softmax,
+    metrics_from_predictions,
+    prediction_table,
+    softmax_probabilities,
+    trainer_compute_metrics,
+)
+
+NAMES = ["neg", "pos"]
+
+
+def random_logits(n: int = 50, c: int = 6, seed: int = 0, scale: float = 3.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(scale=scale, size=(n, c))
+
+
+# classification_metrics
+
+
+def test_accuracy_and_macro_f1_of_a_small_binary_confusion():
+    # neg: TP 2, FP 1, FN 0 → F1 = 2·(2/3)·1 / (2/3 + 1) = 0.8; pos: TP 1, FP 0, FN 1 → F1 = 2/3
+    scores = classification_metrics([0, 1, 1, 0], [0, 1, 0, 0], NAMES)
+
+    assert scores["accuracy"] == pytest.approx(3 / 4)
+    assert scores["per_class_f1"] == pytest.approx({"neg": 0.8, "pos": 2 / 3})
+    assert scores["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert scores["per_class_support"] == {"neg": 2, "pos": 2}
+
+
+def test_macro_f1_of_a_three_class_confusion_worked_by_hand():
+    # a: P 1/2, R 1/2 → 0.5;  b: P 2/3, R 1 → 0.8;  c: P 1, R 1/2 → 2/3
+    scores = classification_metrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], ["a", "b", "c"])
+
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+    assert scores["per_class_f1"] == pytest.approx({"a": 0.5, "b": 0.8, "c": 2 / 3})
+    assert scores["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+
+
+def test_a_class_never_seen_nor_predicted_counts_as_f1_zero_in_the_macro_average():
+    scores = classification_metrics([0, 1, 1, 0], [0, 1, 0, 0], ["neg", "pos", "unused"])
+
+    assert scores["per_class_f1"]["unused"] == 0.0
+    assert scores["per_class_support"]["unused"] == 0
+    assert scores["macro_f1"] == pytest.approx((0.8 + 2 / 3 + 0.0) / 3)
+
+
+def test_metrics_are_plain_python_numbers_that_json_can_write():
+    labels = np.array([0, 1, 1, 0], dtype=np.int32)
+    scores = classification_metrics(labels, torch.tensor([0, 1, 0, 0]), NAMES)
+
+    assert type(scores["accuracy"]) is float and type(scores["macro_f1"]) is float
+    assert all(type(v) is float for v in scores["per_class_f1"].values())
+    assert all(type(v) is int for v in scores["per_class_support"].values())
+    assert json.loads(json.dumps(scores)) == scores
+
+
+def test_metrics_agree_with_scikit_learn_on_random_predictions():
+    rng = np.random.default_rng(1)
+    labels, predictions = rng.integers(0, 6, 200), rng.integers(0, 6, 200)
+    scores = classification_metrics(labels, predictions, [f"c{i}" for i in range(6)])
+
+    assert scores["accuracy"] == pytest.approx(accuracy_score(labels, predictions))
+    assert scores["macro_f1"] == pytest.approx(f1_score(labels, predictions, average="macro"))
+
+
+def test_metrics_reject_lists_of_different_lengths():
+    with pytest.raises(ValueError, match=r"lengths differ \(labels: 3, predictions: 2\)"):
+        classification_metrics([0, 1, 1], [0, 1], NAMES)
+
+
+def test_metrics_reject_a_class_id_without_a_name():
+    with pytest.raises(ValueError, match=r"predictions contain class id 2, outside 0\.\.1"):
+        classification_metrics([0, 1], [0, 2], NAMES)
+
+
+def test_metrics_reject_label_names_given_as_strings_instead_of_ids():
+    with pytest.raises(ValueError, match="integer class ids"):
+        classification_metrics(["neg", "pos"], [0, 1], NAMES)
+
+
+def test_metrics_reject_empty_inputs():
+    with pytest.raises(ValueError, match="at least one example"):
+        classification_metrics([], [], NAMES)
+
+
+# Probabilities and loss
+
+
+def test_probabilities_are_positive_and_sum_to_one():
+    probs = softmax_probabilities(random_logits())
+
+    assert probs.shape == (50, 6)
+    assert (probs > 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_probabilities_match_torch_softmax():
+    logits = random_logits()
+
+    expected = torch.softmax(torch.tensor(logits), dim=1).numpy()
+    np.testing.assert_allclose(softmax_probabilities(logits), expected, atol=1e-12)
+
+
+def test_probabilities_stay_finite_for_huge_logits():
+    probs = softmax_probabilities(np.array([[1000.0, 1001.0], [-1000.0, 1000.0], [5e5, 5e5]]))
+
+    assert np.isfinite(probs).all()
+    np.testing.assert_allclose(probs[0], [1 / (1 + np.e), np.e / (1 + np.e)])
+    np.testing.assert_allclose(probs[1], [0.0, 1.0])
+    np.testing.assert_allclose(probs[2], [0.5, 0.5])
+
+
+def test_probabilities_accept_a_half_precision_torch_tensor():
+    logits = torch.tensor([[1.0, 2.0]], dtype=torch.bfloat16)
+
+    np.testing.assert_allclose(softmax_probabilities(logits).sum(), 1.0)
+
+
+def test_log_softmax_is_stable_for_huge_logits():
+    np.testing.assert_allclose(log_softmax(np.array([[1000.0, 0.0]])), [[0.0, -1000.0]])
+
+
+def test_probabilities_reject_a_single_row_without_a_batch_dimension():
+    with pytest.raises(ValueError, match=r"expected \(N, C\).*logits\[None, :\]"):
+        softmax_probabilities(np.array([0.1, 0.9]))
+
+
+# prediction_table
+
+
+def small_table() -> pd.DataFrame:
+    logits = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0], [0.5, 0.0]])
+    return prediction_table(["good", "bad", "fine", "meh"], [0, 1, 1, 0], logits, NAMES)
+
+
+def test_prediction_table_has_names_ids_probabilities_and_loss():
+    table = small_table()
+
+    assert list(table.columns) == [
+        "text", "label", "prediction", "label_id", "prediction_id", "confidence",
+        "prob_neg", "prob_pos", "loss",
+    ]
+    assert table["label"].tolist() == ["neg", "pos", "pos", "neg"]
+    assert table["prediction"].tolist() == ["neg", "pos", "neg", "neg"]
+    assert table["prediction_id"].tolist() == [0, 1, 0, 0]
+    np.testing.assert_allclose(table["prob_neg"] + table["prob_pos"], 1.0)
+    np.testing.assert_allclose(table["confidence"], table[["prob_neg", "prob_pos"]].max(axis=1))
+    # "fine" is labelled pos with p(pos) = 1 / (1 + e): loss = log(1 + e)
+    assert table.loc[2, "loss"] == pytest.approx(np.log1p(np.e))
+
+
+def test_per_example_loss_equals_torch_cross_entropy():
+    logits = random_logits(n=64, c=6, seed=3, scale=10.0)
+    labels = np.random.default_rng(4).integers(0, 6, 64)
+    table = prediction_table([f"t{i}" for i in range(64)], labels, logits, list("abcdef"))
+
+    expected = F.cross_entropy(torch.tensor(logits), torch.tensor(labels), reduction="none")
+    np.testing.assert_allclose(table["loss"], expected.numpy(), rtol=0, atol=1e-6)
+
+
+def test_per_example_loss_is_finite_for_a_confidently_wrong_huge_logit():
+    table = prediction_table(["x"], [0], np.array([[0.0, 1000.0]]), NAMES)
+
+    assert table.loc[0, "loss"] == pytest.approx(1000.0)
+
+
+def test_prediction_table_rejects_logits_with_the_wrong_number_of_classes():
+    with pytest.raises(ValueError, match=r"logits have 3 columns but there are 2 label names"):
+        prediction_table(["a", "b"], [0, 1], np.zeros((2, 3)), NAMES)
+
+
+def test_prediction_table_rejects_texts_and_logits_of_different_lengths():
+    with pytest.raises(ValueError, match=r"texts: 3, labels: 2, logits: 2"):
+        prediction_table(["a", "b", "c"], [0, 1], np.zeros((2, 2)), NAMES)
+
+
+def test_prediction_table_rejects_repeated_label_names():
+    with pytest.raises(ValueError, match="repeat a name"):
+        prediction_table(["a"], [0], np.zeros((1, 2)), ["pos", "pos"])
+
+
+# metrics_from_predictions and the Trainer hook
+
+
+def test_metrics_from_a_predictions_csv_equal_scikit_learn(tmp_path):
+    small_table().to_csv(tmp_path / "predictions.csv", index=False)
+    table = pd.read_csv(tmp_path / "predictions.csv")
+
+    scores = metrics_from_predictions(table, NAMES)
+
+    assert scores["accuracy"] == accuracy_score(table["label"], table["prediction"]) == 0.75
+    assert scores["macro_f1"] == pytest.approx(
+        f1_score(table["label"], table["prediction"], average="macro")
+    )
+
+
+def test_metrics_from_predictions_fall_back_on_label_names():
+    table = small_table()[["text", "label", "prediction"]]
+
+    assert metrics_from_predictions(table, NAMES) == classification_metrics(
+        [0, 1, 1, 0], [0, 1, 0, 0], NAMES
+    )
+
+
+def test_metrics_from_predictions_name_unknown_labels():
+    table = pd.DataFrame({"label": ["neg", "joy"], "prediction": ["neg", "neg"]})
+
+    with pytest.raises(ValueError, match=r"labels \['joy'\] that are not in label_names"):
+        metrics_from_predictions(table, NAMES)
+
+
+def test_trainer_compute_metrics_takes_an_eval_prediction_with_a_tuple_of_outputs():
+    logits = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0], [0.5, 0.0]])
+    hidden = np.zeros((4, 5, 8))
+    labels = np.array([0, 1, 1, 0])
+
+    from_tuple = trainer_compute_metrics(EvalPrediction((logits, hidden), labels))
+    from_array = trainer_compute_metrics(EvalPrediction(logits, labels))
+
+    assert from_tuple == from_array
+    assert from_tuple == pytest.approx({"accuracy": 0.75, "macro_f1": (0.8 + 2 / 3) / 2})
+    assert all(type(v) is float for v in from_tuple.values())
+
+
+def test_trainer_compute_metrics_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="lengths differ"):
+        trainer_compute_metrics(EvalPrediction(np.zeros((3, 2)), np.array([0, 1])))
