@@ -147,6 +147,30 @@ def _as_names(value, what: str) -> tuple[str, ...]:
     return names
 
 
+def find_target_linears(model: nn.Module, targets) -> dict[str, nn.Linear]:
+    """Every ``nn.Linear`` whose name ends with one of ``targets``, by full module name.
+
+    Raises ValueError for a target that matches nothing and TypeError for one that matches a
+    module other than ``nn.Linear``; both messages list the model's linear layer names.
+    """
+    found_by_name: dict[str, nn.Linear] = {}
+    for target in _as_names(targets, "targets"):
+        found = _find_modules(model, target)
+        if not found:
+            raise ValueError(
+                f"target {target!r} matches no nn.Linear in {type(model).__name__}; "
+                f"linear layers are: {', '.join(linear_layer_names(model))}"
+            )
+        for name, module in found:
+            if type(module) is not nn.Linear:
+                raise TypeError(
+                    f"target {target!r} matches {name!r}, a {type(module).__name__}, not an "
+                    f"nn.Linear; linear layers are: {', '.join(linear_layer_names(model))}"
+                )
+            found_by_name[name] = module
+    return found_by_name
+
+
 def inject_lora(
     model: nn.Module,
     targets,
@@ -177,21 +201,7 @@ def inject_lora(
             f"{type(model).__name__} already has LoRA layers; inject into a fresh model, or call "
             "merge_lora(model) first to fold the existing ones in"
         )
-    to_wrap: dict[str, nn.Linear] = {}
-    for target in targets:
-        found = _find_modules(model, target)
-        if not found:
-            raise ValueError(
-                f"target {target!r} matches no nn.Linear in {type(model).__name__}; "
-                f"linear layers are: {', '.join(linear_layer_names(model))}"
-            )
-        for name, module in found:
-            if type(module) is not nn.Linear:
-                raise TypeError(
-                    f"target {target!r} matches {name!r}, a {type(module).__name__}, not an "
-                    f"nn.Linear; linear layers are: {', '.join(linear_layer_names(model))}"
-                )
-            to_wrap[name] = module
+    to_wrap = find_target_linears(model, targets)
     head = [module for suffix in train_modules for _, module in _find_modules(model, suffix)]
     missing = [s for s in train_modules if not _find_modules(model, s)]
     if missing:

@@ -1,0 +1,161 @@
+"""``lorakit train | sweep | report`` (also ``python -m lorakit``).
+
+Examples::
+
+    lorakit train --task emotion --method lora --rank 8 --alpha 16 --profile smoke
+    lorakit train --task imdb --method lora --train-file train.csv --test-file test.csv \\
+        --text-column review --label-column sentiment --model ./my-distilbert
+    lorakit sweep --task emotion --ranks 1,4,8,16 --alpha-ratios 1,2
+    lorakit report runs/
+
+Bad arguments or unusable input end with exit code 2 and a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lorakit.data import HubUnavailableError
+from lorakit.profiles import METHODS, PROFILE_NAMES
+
+EXIT_BAD_INPUT = 2
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            values = [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a comma-separated list of {kind.__name__}s, e.g. 1,4,8"
+            ) from None
+        if not values:
+            raise argparse.ArgumentTypeError("the list is empty")
+        return values
+
+    return parse
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, choices=("imdb", "emotion"))
+    parser.add_argument("--profile", choices=PROFILE_NAMES,
+                        help="run size; default: $LORAKIT_PROFILE, else full on CUDA, else quick")
+    parser.add_argument("--targets", type=_csv(str), default=["q_lin", "v_lin", "lin1", "lin2"],
+                        help="LoRA target module names, comma-separated (default: %(default)s)")
+    parser.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout")
+    parser.add_argument("--rslora", action="store_true", help="scale by alpha/sqrt(r)")
+    parser.add_argument("--epochs", type=float, help="override the profile's epochs")
+    parser.add_argument("--lr", type=float, help="override the profile's learning rate")
+    parser.add_argument("--batch-size", type=int, help="override the profile's batch size")
+    parser.add_argument("--max-length", type=int, help="override the profile's max tokens")
+    parser.add_argument("--max-train", type=int, help="cap the training examples")
+    parser.add_argument("--max-eval", type=int, help="cap the examples of each eval split")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", metavar="NAME_OR_DIR", help="Hub id or local model directory")
+    parser.add_argument("--train-file", metavar="F")
+    parser.add_argument("--validation-file", metavar="F")
+    parser.add_argument("--test-file", metavar="F")
+    parser.add_argument("--text-column", metavar="C")
+    parser.add_argument("--label-column", metavar="C")
+    parser.add_argument("--output-dir", default="runs", metavar="D")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lorakit", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="one fine-tuning run → runs/<task>/<run-name>/")
+    train.add_argument("--method", choices=METHODS, default="lora")
+    train.add_argument("--rank", type=int, default=8, help="LoRA rank r")
+    train.add_argument("--alpha", type=float, default=16, help="LoRA alpha")
+    train.add_argument("--run-name", help="default: <method>-r<rank>-a<alpha>-seed<seed>")
+    _add_run_options(train)
+
+    sweep = commands.add_parser("sweep", help="LoRA runs over ranks × alpha/r ratios")
+    sweep.add_argument("--method", choices=("lora", "peft"), default="lora")
+    sweep.add_argument("--ranks", type=_csv(int), default=[1, 4, 8, 16])
+    sweep.add_argument("--alpha-ratios", type=_csv(float), default=[1.0, 2.0],
+                       help="alpha = ratio × rank (default: %(default)s)")
+    _add_run_options(sweep)
+
+    report = commands.add_parser("report", help="every run under a directory → one table")
+    report.add_argument("runs_dir", nargs="?", default="runs")
+    return parser
+
+
+def _data_files(args) -> dict | None:
+    files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
+    given = {split: path for split, path in files.items() if path}
+    if given and not (args.train_file and args.test_file):
+        raise ValueError("local data needs both --train-file and --test-file "
+                         "(--validation-file is optional; it is carved from train otherwise)")
+    return given or None
+
+
+def _run_kwargs(args) -> dict:
+    return {
+        "task": args.task, "targets": args.targets, "dropout": args.dropout,
+        "rslora": args.rslora, "epochs": args.epochs, "lr": args.lr,
+        "batch_size": args.batch_size, "max_length": args.max_length,
+        "max_train": args.max_train, "max_eval": args.max_eval, "seed": args.seed,
+        "profile": args.profile, "model": args.model, "data_files": _data_files(args),
+        "text_column": args.text_column, "label_column": args.label_column,
+        "output_dir": args.output_dir, "resume": args.resume, "overwrite": args.overwrite,
+    }
+
+
+def _print_run(result) -> None:
+    m = result.metrics
+    print(f"{result.run_dir}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
+          f"trainable {m['trainable_parameters']:,} ({m['trainable_percent']:.2f}%), "
+          f"{m['train_seconds']:.1f} s")
+
+
+def _command_train(args) -> None:
+    from lorakit.train import run
+
+    _print_run(run(method=args.method, r=args.rank, alpha=args.alpha, run_name=args.run_name,
+                   **_run_kwargs(args)))
+
+
+def _command_sweep(args) -> None:
+    from lorakit.report import report, to_markdown
+    from lorakit.train import run
+
+    for rank in args.ranks:
+        for ratio in args.alpha_ratios:
+            _print_run(run(method=args.method, r=rank, alpha=ratio * rank, **_run_kwargs(args)))
+    print(to_markdown(report(args.output_dir)))
+
+
+def _command_report(args) -> None:
+    from lorakit.report import report, to_markdown
+
+    print(to_markdown(report(args.runs_dir)))
+
+
+COMMANDS = {"train": _command_train, "sweep": _command_sweep, "report": _command_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lorakit`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, TypeError, OSError, HubUnavailableError) as error:
+        print(f"lorakit {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

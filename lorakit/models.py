@@ -1,0 +1,160 @@
+"""The base model and tokenizer for a profile, and the four ways to fine-tune it.
+
+Methods:
+    lora  LoRA from scratch (``lorakit.lora.inject_lora``), head trained fully
+    peft  the same LoRA through ``peft.LoraConfig`` / ``get_peft_model``
+    full  every weight trains
+    head  only the classification head (DistilBERT: ``pre_classifier`` + ``classifier``) trains
+
+In the ``smoke`` profile the base model is a tiny DistilBERT (same module names as
+distilbert-base-uncased) built from a config and pretrained offline on the bundled training texts
+by ``scripts/make_smoke_model.py``, with its own WordPiece tokenizer: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DistilBertForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
+
+from lorakit.data import FIXTURES_DIR, HubUnavailableError, get_task
+from lorakit.lora import check_lora_hyperparameters, find_target_linears, inject_lora
+from lorakit.profiles import METHODS, SMOKE_MODEL, resolve_profile
+
+DEFAULT_TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
+HEAD_NAMES = ("pre_classifier", "classifier", "score")
+SMOKE_MODEL_DIR = FIXTURES_DIR / "smoke_model"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+@functools.lru_cache(maxsize=1)
+def smoke_tokenizer() -> PreTrainedTokenizerFast:
+    """The smoke model's lowercasing WordPiece tokenizer (trained on the bundled training texts)."""
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(SMOKE_MODEL_DIR / "tokenizer.json"),
+        unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=512,
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def smoke_model(id2label: dict[int, str]) -> DistilBertForSequenceClassification:
+    """The tiny pretrained DistilBERT (2 layers, dim 64) with a new classification head.
+
+    Its encoder was pretrained offline with masked language modelling on the bundled training
+    texts (``scripts/make_smoke_model.py``); the head is initialised from torch's global RNG,
+    as ``from_pretrained`` does for distilbert-base-uncased.
+    """
+    return DistilBertForSequenceClassification.from_pretrained(
+        SMOKE_MODEL_DIR, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+    )
+
+
+def load_base(task: str, profile=None, model: str | None = None):
+    """The base model (with a fresh classification head for ``task``) and its tokenizer.
+
+    Args:
+        task: ``"imdb"`` or ``"emotion"``; fixes the number of labels and their names.
+        profile: a profile name or object; ``None`` resolves it (``lorakit.profiles``).
+        model: a Hub id or a local directory; defaults to the profile's model.
+
+    Returns ``(model, tokenizer)``. The head is initialised from torch's global RNG, so call
+    ``transformers.set_seed`` first for a reproducible run.
+    """
+    spec = get_task(task)
+    name = model or resolve_profile(profile).model
+    id2label = dict(enumerate(spec.label_names))
+    if name == SMOKE_MODEL:
+        return smoke_model(id2label), smoke_tokenizer()
+    _check_model_directory(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        base = AutoModelForSequenceClassification.from_pretrained(
+            name, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            ignore_mismatched_sizes=True,  # a checkpoint's own head may have other labels
+        )
+    except OSError as error:
+        if Path(name).exists():
+            raise ValueError(f"could not load the model in {name}: {error}") from error
+        raise HubUnavailableError(
+            f"could not load model {name!r} from the Hugging Face Hub or its cache ({error}); "
+            "pass a local directory (model=... / --model DIR) or set LORAKIT_PROFILE=smoke"
+        ) from error
+    return base, tokenizer
+
+
+def _check_model_directory(name: str) -> None:
+    path = Path(name)
+    if not path.is_dir():
+        return
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"model directory {path} has no config.json; save a model there with "
+            "model.save_pretrained(path) and tokenizer.save_pretrained(path)"
+        )
+    if not any((path / weights).is_file() for weights in WEIGHT_FILES):
+        raise ValueError(
+            f"model directory {path} has no weights ({' or '.join(WEIGHT_FILES)}); save them with "
+            "model.save_pretrained(path)"
+        )
+
+
+def head_modules(model: nn.Module) -> tuple[str, ...]:
+    """Names of the classification-head modules present in ``model`` (e.g. DistilBERT's two)."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    found = tuple(n for n in HEAD_NAMES if n in names)
+    if not found:
+        raise ValueError(
+            f"{type(model).__name__} has no classification head named one of {HEAD_NAMES}; "
+            "use an AutoModelForSequenceClassification model"
+        )
+    return found
+
+
+def check_method(method: str) -> str:
+    """Return ``method`` if it is one of the four, else raise a ValueError listing them."""
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
+    return method
+
+
+def prepare_model(
+    model: nn.Module,
+    method: str,
+    r: int = 8,
+    alpha: float = 16,
+    targets=DEFAULT_TARGETS,
+    dropout: float = 0.0,
+    rslora: bool = False,
+) -> nn.Module:
+    """Make ``model`` ready to fine-tune with ``method``; returns the model to train.
+
+    ``lora`` and ``head`` change the model in place; ``peft`` wraps it in a ``PeftModel``.
+    ``r``, ``alpha``, ``targets``, ``dropout`` and ``rslora`` matter for the LoRA methods only.
+    """
+    head = head_modules(model)
+    if check_method(method) == "lora":
+        return inject_lora(model, targets, r, alpha, dropout, rslora, train_modules=head)
+    if method == "peft":
+        check_lora_hyperparameters(r, alpha, dropout)
+        find_target_linears(model, targets)  # PEFT's own error for a bad target says less
+        config = LoraConfig(
+            task_type="SEQ_CLS", r=r, lora_alpha=alpha, lora_dropout=dropout,
+            target_modules=list(targets), use_rslora=rslora, modules_to_save=list(head),
+        )
+        return get_peft_model(model, config)
+    model.requires_grad_(method == "full")
+    if method == "head":
+        for name, module in model.named_modules():
+            if name.rsplit(".", 1)[-1] in head:
+                module.requires_grad_(True)
+    return model
+

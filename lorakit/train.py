@@ -1,0 +1,341 @@
+"""One training run: ``transformers.Trainer`` plus a run directory that records everything.
+
+``run(task, method, ...)`` builds the model for the profile, fine-tunes it, evaluates on the test
+split and writes::
+
+    runs/<task>/<run-name>/
+      config.json        everything needed to repeat the run (library versions, device included)
+      metrics.json       accuracy, macro-F1, per-class F1, parameters, time, throughput, memory
+      log_history.csv    the Trainer's log, for training curves
+      predictions.csv    text, label, prediction, per-class probabilities, per-example loss
+      adapter/           LoRA methods: adapter_model.safetensors + adapter_config.json (PEFT format)
+
+While a run trains it lives in ``<run-name>.incomplete/`` with a checkpoint per epoch, so that
+``resume=True`` can continue it after a disconnect and a failed run never looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import PartialState
+from safetensors.torch import save_file
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from lorakit.data import load_task, tokenize_task
+from lorakit.lora import check_lora_hyperparameters, save_peft_adapter
+from lorakit.metrics import (
+    classification_metrics,
+    prediction_table,
+    trainer_compute_metrics,
+)
+from lorakit.models import DEFAULT_TARGETS, check_method, load_base, prepare_model
+from lorakit.profiles import device_description, resolve_profile
+
+LORA_METHODS = ("lora", "peft")
+INCOMPLETE_SUFFIX = ".incomplete"
+
+
+def choose_precision(device_type: str, capability: tuple[int, int] | None = None) -> str:
+    """``"fp16"``, ``"bf16"`` or ``"fp32"`` for a device.
+
+    fp16 mixed precision on CUDA devices before compute capability 8 (a T4 is 7.5: it has no
+    fast bf16, even though ``torch.cuda.is_bf16_supported()`` may say True there), bf16 from
+    capability 8 (A100, L4, H100), fp32 on CPU. Trainable weights stay fp32 in every case: mixed
+    precision only runs the matrix products in 16 bits.
+    """
+    if device_type != "cuda":
+        return "fp32"
+    if capability is None:
+        raise ValueError("a CUDA device needs its compute capability, e.g. (7, 5) for a T4")
+    return "bf16" if capability[0] >= 8 else "fp16"
+
+
+def current_precision() -> str:
+    """The precision ``choose_precision`` picks for this machine's device."""
+    if torch.cuda.is_available():
+        return choose_precision("cuda", torch.cuda.get_device_capability())
+    return choose_precision("cpu")
+
+
+def default_run_name(method: str, r: int, alpha: float, seed: int) -> str:
+    """E.g. ``lora-r8-a16-seed0``; ``full-seed0`` for methods without a rank."""
+    lora_part = f"-r{r}-a{alpha:g}" if method in LORA_METHODS else ""
+    return f"{method}{lora_part}-seed{seed}"
+
+
+@dataclass
+class RunResult:
+    """What ``run`` returns: where it wrote, what it measured, and the trained model."""
+
+    run_dir: Path
+    config: dict
+    metrics: dict
+    predictions: pd.DataFrame
+    model: torch.nn.Module
+    tokenizer: object
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a run depends on."""
+    import accelerate
+    import datasets
+    import peft
+    import transformers
+
+    import lorakit
+
+    return {
+        "python": platform.python_version(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "peft": peft.__version__,
+        "datasets": datasets.__version__, "accelerate": accelerate.__version__,
+        "lorakit": lorakit.__version__,
+    }
+
+
+def peak_memory_mb() -> tuple[float, str]:
+    """Peak memory in MB: CUDA max allocated since the last reset, else the process's peak RSS."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda"
+    scale = 2**20 if sys.platform == "darwin" else 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale, "cpu-rss"
+
+
+def _resolve_run_dir(output_dir, task, run_name, resume, overwrite) -> tuple[Path, Path]:
+    final = Path(output_dir) / task / run_name
+    working = final.with_name(final.name + INCOMPLETE_SUFFIX)
+    if final.exists() and not overwrite:
+        raise FileExistsError(
+            f"run directory {final} already exists; pass overwrite=True (--overwrite) to replace "
+            "it, or choose another run_name / output_dir"
+        )
+    if working.exists() and not (resume or overwrite):
+        raise FileExistsError(
+            f"an interrupted run is in {working}; pass resume=True (--resume) to continue it from "
+            "its last checkpoint, or overwrite=True (--overwrite) to start again"
+        )
+    return final, working
+
+
+def run(
+    task: str,
+    method: str = "lora",
+    r: int = 8,
+    alpha: float = 16,
+    targets=DEFAULT_TARGETS,
+    dropout: float = 0.05,
+    rslora: bool = False,
+    epochs: float | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    max_length: int | None = None,
+    max_train: int | None = None,
+    max_eval: int | None = None,
+    seed: int = 0,
+    profile=None,
+    model: str | None = None,
+    data_files: dict | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    output_dir="runs",
+    run_name: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> RunResult:
+    """Fine-tune a model on ``task`` with ``method`` and write its run directory.
+
+    Args:
+        task: ``"imdb"`` or ``"emotion"``.
+        method: ``"lora"`` (from scratch), ``"peft"``, ``"full"`` or ``"head"``.
+        r, alpha, targets, dropout, rslora: LoRA settings (ignored by ``full`` and ``head``).
+        epochs, lr, batch_size, max_length, max_train, max_eval: override the profile's
+            settings for the task; ``epochs=0`` evaluates the model without training it.
+        seed: seeds the head's and LoRA's initialisation, the data order and dropout.
+        profile: ``"smoke"``, ``"quick"``, ``"full"`` or None to resolve it.
+        model: a Hub id or local directory instead of the profile's model.
+        data_files: local files by split, e.g. ``{"train": "train.csv", "test": "test.csv"}``.
+        text_column, label_column: column names in those files.
+        output_dir: where ``<task>/<run-name>/`` is written.
+        resume: continue an interrupted run from its last epoch checkpoint.
+        overwrite: replace an existing run directory.
+    """
+    profile = resolve_profile(profile)
+    if check_method(method) in LORA_METHODS:
+        check_lora_hyperparameters(r, alpha, dropout)
+    settings = profile.settings(
+        task, epochs=epochs, batch_size=batch_size, max_length=max_length,
+        max_train=max_train, max_eval=max_eval,
+    )
+    learning_rate = lr if lr is not None else settings.learning_rates[method]
+    run_name = run_name or default_run_name(method, r, alpha, seed)
+    final_dir, work_dir = _resolve_run_dir(output_dir, task, run_name, resume, overwrite)
+
+    set_seed(seed)
+    data = load_task(
+        task, profile, data_files=data_files, text_column=text_column,
+        label_column=label_column, seed=seed, max_train=settings.max_train,
+        max_eval=settings.max_eval,
+    )
+    base, tokenizer = load_base(task, profile, model)
+    trained = prepare_model(base, method, r, alpha, targets, dropout, rslora)
+    tokenized = tokenize_task(data, tokenizer, settings.max_length)
+
+    precision = current_precision()
+    args = _training_arguments(work_dir, settings, learning_rate, precision, seed,
+                               len(tokenized["train"]))
+    state = PartialState()  # after TrainingArguments, which sets up the processes
+    if state.is_main_process:
+        if overwrite:
+            shutil.rmtree(final_dir, ignore_errors=True)
+            if not resume:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir(parents=True, exist_ok=True)
+    state.wait_for_everyone()
+    trainer = Trainer(
+        model=trained,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=trainer_compute_metrics,
+        processing_class=tokenizer,
+    )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
+    if settings.epochs > 0:
+        has_checkpoints = resume and Path(args.output_dir).is_dir()
+        checkpoint = get_last_checkpoint(args.output_dir) if has_checkpoints else None
+        train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
+    test_output = _predict_in_order(trainer, tokenized["test"])
+    memory, memory_kind = peak_memory_mb()
+
+    names = data["train"].features["label"].names
+    table = prediction_table(data["test"]["text"], data["test"]["label"], test_output.predictions,
+                             names)
+    counts = _parameter_counts(trained)
+    metrics = classification_metrics(table["label_id"], table["prediction_id"], names) | {
+        "test_loss": float(table["loss"].mean()),
+        **counts,
+        "train_seconds": float(train_metrics["train_runtime"]),
+        "train_samples_per_second": float(train_metrics["train_samples_per_second"]),
+        "peak_memory_mb": float(memory),
+        "peak_memory_kind": memory_kind,
+        "eval_examples": len(table),
+    }
+    config = {
+        "task": task, "method": method, "run_name": run_name, "profile": profile.name,
+        "model": model or profile.model, "r": r, "alpha": alpha, "targets": list(targets),
+        "dropout": dropout, "rslora": rslora, "lr": learning_rate, "seed": seed,
+        **{k: v for k, v in asdict(settings).items() if k != "learning_rates"},
+        "data_files": {k: str(v) for k, v in (data_files or {}).items()} or None,
+        "text_column": text_column, "label_column": label_column,
+        "examples": {split: len(data[split]) for split in data},
+        "label_names": names, "precision": precision, "device": device_description(),
+        "world_size": state.num_processes, "versions": library_versions(),
+    }
+    if state.is_main_process:
+        _write_run(work_dir, trained, method, config, metrics, table, trainer.state.log_history)
+        shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+        work_dir.rename(final_dir)
+    state.wait_for_everyone()
+    return RunResult(final_dir, config, metrics, table, trained, tokenizer)
+
+
+def _training_arguments(work_dir: Path, settings, learning_rate: float, precision: str,
+                        seed: int, train_examples: int) -> TrainingArguments:
+    """The Trainer's settings: a checkpoint and an evaluation per epoch, ~40 log points."""
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    steps_per_epoch = -(-train_examples // (settings.batch_size * world_size))
+    return TrainingArguments(
+        output_dir=str(work_dir / "checkpoints"),
+        num_train_epochs=settings.epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size * 2,
+        warmup_steps=settings.warmup_fraction,
+        weight_decay=0.01,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        logging_strategy="steps",
+        logging_steps=max(1, int(steps_per_epoch * settings.epochs) // 40),
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
+        use_cpu=not torch.cuda.is_available(),  # also what makes torchrun on CPUs use DDP
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        **_length_grouping(),
+    )
+
+
+def _predict_in_order(trainer: Trainer, dataset):
+    """``trainer.predict`` with the outputs in the dataset's own order.
+
+    Recent transformers versions group evaluation batches by length too, which reorders the
+    outputs; training is over at this point, so sequential order costs nothing.
+    """
+    if getattr(trainer.args, "train_sampling_strategy", None) == "group_by_length":
+        trainer.args.train_sampling_strategy = "sequential"
+    output = trainer.predict(dataset, metric_key_prefix="test")
+    if not np.array_equal(output.label_ids, np.asarray(dataset["label"])):
+        raise RuntimeError("test predictions came back in another order than the test examples")
+    return output
+
+
+def _length_grouping() -> dict:
+    """Length-grouped batches, under the argument name this transformers version uses."""
+    if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__:
+        return {"train_sampling_strategy": "group_by_length"}
+    return {"group_by_length": True}
+
+
+def _parameter_counts(model: torch.nn.Module) -> dict:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "trainable_percent": 100.0 * trainable / total,
+    }
+
+
+def _write_run(run_dir: Path, model, method, config, metrics, table, log_history) -> None:
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    pd.DataFrame(log_history).to_csv(run_dir / "log_history.csv", index=False)
+    table.to_csv(run_dir / "predictions.csv", index=False)
+    if method == "lora":
+        save_peft_adapter(model, run_dir / "adapter", base_model_name_or_path=config["model"])
+    elif method == "peft":
+        model.save_pretrained(run_dir / "adapter")
+    elif method == "head":
+        head = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        save_file(head, str(run_dir / "head.safetensors"))
+
+
+def predict_logits(model: torch.nn.Module, tokenizer, texts: list[str], max_length: int = 512,
+                   batch_size: int = 32) -> np.ndarray:
+    """Logits (N, num_labels) for raw texts, in eval mode, batch by batch."""
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start:start + batch_size], truncation=True,
+                              max_length=max_length, padding=True, return_tensors="pt")
+            outputs.append(model(**batch.to(device)).logits.float().cpu().numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.config.num_labels))

@@ -1,0 +1,145 @@
+"""One run end to end in the smoke profile: the run directory, its numbers, its adapter."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from peft import PeftModel
+from sklearn.metrics import accuracy_score, f1_score
+from transformers import set_seed
+
+from lorakit.lora import load_peft_adapter
+from lorakit.models import load_base
+from lorakit.train import choose_precision, default_run_name, predict_logits, run
+
+RUN_FILES = {"config.json", "metrics.json", "log_history.csv", "predictions.csv"}
+FAST = {"profile": "smoke", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One quick smoke run of every method on emotion, shared by the tests below."""
+    out = tmp_path_factory.mktemp("runs")
+    return {m: run("emotion", m, r=4, alpha=8, output_dir=out, **FAST)
+            for m in ("lora", "peft", "full", "head")}
+
+
+@pytest.mark.parametrize("method", ["lora", "peft", "full", "head"])
+def test_run_directory_is_complete(runs, method):
+    result = runs[method]
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert RUN_FILES <= files
+    assert ("adapter" in files) == (method in ("lora", "peft"))
+    assert not (result.run_dir / "checkpoints").exists()
+    assert not list(result.run_dir.parent.glob("*.incomplete"))
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["method"] == method and config["profile"] == "smoke"
+    assert config["precision"] == "fp32" and config["world_size"] == 1
+    assert {"torch", "transformers", "peft", "datasets"} <= set(config["versions"])
+    log = pd.read_csv(result.run_dir / "log_history.csv")
+    assert "loss" in log.columns and log["loss"].notna().any()
+
+
+@pytest.mark.parametrize("method", ["lora", "peft", "full", "head"])
+def test_metrics_match_scikit_learn_on_the_predictions(runs, method):
+    run_dir = runs[method].run_dir
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    table = pd.read_csv(run_dir / "predictions.csv")
+    assert len(table) == metrics["eval_examples"] == 32
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(table.label, table.prediction))
+    assert metrics["macro_f1"] == pytest.approx(
+        f1_score(table.label_id, table.prediction_id, average="macro",
+                 labels=range(6), zero_division=0)
+    )
+    probabilities = table.filter(like="prob_").to_numpy()
+    assert probabilities.shape == (32, 6)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert metrics["peak_memory_mb"] > 0 and metrics["train_seconds"] > 0
+
+
+def test_trainable_counts_per_method(runs):
+    counts = {m: r.metrics["trainable_parameters"] for m, r in runs.items()}
+    assert counts["head"] < counts["lora"] == counts["peft"] < counts["full"]
+    assert counts["full"] == runs["full"].metrics["total_parameters"]
+
+
+def _plain_name(name: str) -> str:
+    """A lorakit or PEFT parameter name → the base model's name for the same weight."""
+    for wrapper in ("base_model.model.", ".base_layer", ".modules_to_save.default",
+                    ".original_module"):
+        name = name.replace(wrapper, "")
+    return name.replace(".base.", ".")
+
+
+def test_only_the_expected_parameters_changed(runs):
+    set_seed(0)  # run() seeds before it loads the base model, whose new head is random
+    base, _ = load_base("emotion", "smoke")
+    original = dict(base.named_parameters())
+    for method in ("lora", "peft", "head"):
+        changed = set()
+        for name, param in runs[method].model.named_parameters():
+            plain = _plain_name(name)
+            if plain not in original:
+                assert "lora_" in name, f"{method}: unexpected parameter {name}"
+                continue
+            if not torch.equal(param.detach(), original[plain]):
+                changed.add(plain)
+                assert param.requires_grad, f"{method}: frozen parameter {name} changed"
+        assert {"classifier.weight", "pre_classifier.weight"} <= changed, method
+        assert all(n.startswith(("classifier", "pre_classifier")) for n in changed), method
+
+
+def _logits_of(model, tokenizer, texts):
+    return predict_logits(model, tokenizer, texts, max_length=64)
+
+
+def test_lora_adapter_reloads_to_identical_predictions(runs):
+    result = runs["lora"]
+    texts = list(result.predictions.text)
+    base, tokenizer = load_base("emotion", "smoke")
+    reloaded = load_peft_adapter(base, result.run_dir / "adapter")
+    np.testing.assert_array_equal(
+        _logits_of(reloaded, tokenizer, texts).argmax(1), result.predictions.prediction_id
+    )
+    np.testing.assert_allclose(
+        _logits_of(reloaded, tokenizer, texts), _logits_of(result.model, tokenizer, texts),
+        atol=1e-5,
+    )
+
+
+def test_peft_adapter_reloads_to_identical_predictions(runs):
+    result = runs["peft"]
+    texts = list(result.predictions.text)
+    base, tokenizer = load_base("emotion", "smoke")
+    reloaded = PeftModel.from_pretrained(base, result.run_dir / "adapter")
+    np.testing.assert_array_equal(
+        _logits_of(reloaded, tokenizer, texts).argmax(1), result.predictions.prediction_id
+    )
+
+
+def test_existing_run_is_not_overwritten(runs):
+    result = runs["head"]
+    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
+        run("emotion", "head", output_dir=result.run_dir.parent.parent, **FAST)
+
+
+def test_epochs_zero_evaluates_without_training(tmp_path):
+    result = run("imdb", "head", output_dir=tmp_path, **(FAST | {"epochs": 0}))
+    assert result.metrics["train_seconds"] == 0.0
+    assert len(result.predictions) == 32
+
+
+@pytest.mark.parametrize(
+    "device, capability, expected",
+    [("cuda", (7, 5), "fp16"), ("cuda", (8, 0), "bf16"), ("cuda", (9, 0), "bf16"),
+     ("cpu", None, "fp32")],
+)
+def test_precision_follows_the_hardware(device, capability, expected):
+    assert choose_precision(device, capability) == expected
+
+
+def test_run_names():
+    assert default_run_name("lora", 8, 16, 0) == "lora-r8-a16-seed0"
+    assert default_run_name("full", 8, 16, 3) == "full-seed3"
