@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from lorakit.data import HubUnavailableError
-from lorakit.profiles import METHODS, PROFILE_NAMES
+from lorakit.profiles import METHODS, PROFILE_NAMES, runs_dir
 
 EXIT_BAD_INPUT = 2
 
@@ -58,7 +58,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-file", metavar="F")
     parser.add_argument("--text-column", metavar="C")
     parser.add_argument("--label-column", metavar="C")
-    parser.add_argument("--output-dir", default="runs", metavar="D")
+    parser.add_argument("--output-dir", metavar="D",
+                        help="default: $LORAKIT_RUNS_DIR, else runs/")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(sweep)
 
     report = commands.add_parser("report", help="every run under a directory → one table")
-    report.add_argument("runs_dir", nargs="?", default="runs")
+    report.add_argument("runs_dir", nargs="?", help="default: $LORAKIT_RUNS_DIR, else runs/")
     return parser
 
 
@@ -129,13 +130,13 @@ def _command_sweep(args) -> None:
     for rank in args.ranks:
         for ratio in args.alpha_ratios:
             _print_run(run(method=args.method, r=rank, alpha=ratio * rank, **_run_kwargs(args)))
-    print(to_markdown(report(args.output_dir)))
+    print(to_markdown(report(args.output_dir or runs_dir())))
 
 
 def _command_report(args) -> None:
     from lorakit.report import report, to_markdown
 
-    print(to_markdown(report(args.runs_dir)))
+    print(to_markdown(report(args.runs_dir or runs_dir())))
 
 
 COMMANDS = {"train": _command_train, "sweep": _command_sweep, "report": _command_report}

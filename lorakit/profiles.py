@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
 PROFILE_NAMES = ("smoke", "quick", "full")
 ENV_VARIABLE = "LORAKIT_PROFILE"
+RUNS_DIR_VARIABLE = "LORAKIT_RUNS_DIR"
 SMOKE_MODEL = "lorakit/tiny-distilbert"
 DISTILBERT = "distilbert-base-uncased"
 METHODS = ("lora", "peft", "full", "head")
@@ -157,6 +159,11 @@ def resolve_profile(name: str | Profile | None = None) -> Profile:
             f"{source}={chosen!r} is not a profile; choose one of {', '.join(PROFILE_NAMES)}"
         )
     return PROFILES[chosen]
+
+
+def runs_dir() -> Path:
+    """Where runs go: ``$LORAKIT_RUNS_DIR`` (``make tutorial`` sets build/runs), else runs/."""
+    return Path(os.environ.get(RUNS_DIR_VARIABLE, "runs"))
 
 
 def device_description() -> str:

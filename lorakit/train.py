@@ -41,7 +41,7 @@ from lorakit.metrics import (
     trainer_compute_metrics,
 )
 from lorakit.models import DEFAULT_TARGETS, check_method, load_base, prepare_model
-from lorakit.profiles import device_description, resolve_profile
+from lorakit.profiles import device_description, resolve_profile, runs_dir
 
 LORA_METHODS = ("lora", "peft")
 INCOMPLETE_SUFFIX = ".incomplete"
@@ -148,7 +148,7 @@ def run(
     data_files: dict | None = None,
     text_column: str | None = None,
     label_column: str | None = None,
-    output_dir="runs",
+    output_dir=None,
     run_name: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -166,7 +166,7 @@ def run(
         model: a Hub id or local directory instead of the profile's model.
         data_files: local files by split, e.g. ``{"train": "train.csv", "test": "test.csv"}``.
         text_column, label_column: column names in those files.
-        output_dir: where ``<task>/<run-name>/`` is written.
+        output_dir: where ``<task>/<run-name>/`` is written; default ``profiles.runs_dir()``.
         resume: continue an interrupted run from its last epoch checkpoint.
         overwrite: replace an existing run directory.
     """
@@ -179,6 +179,7 @@ def run(
     )
     learning_rate = lr if lr is not None else settings.learning_rates[method]
     run_name = run_name or default_run_name(method, r, alpha, seed)
+    output_dir = runs_dir() if output_dir is None else output_dir
     final_dir, work_dir = _resolve_run_dir(output_dir, task, run_name, resume, overwrite)
 
     set_seed(seed)
