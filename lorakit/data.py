@@ -67,6 +67,7 @@ class TaskSpec:
     validation_from_train: bool = False
     validation_fraction: float = 0.1
     description: str = ""
+    hub_train_size: int = 0
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -101,12 +102,14 @@ TASKS = {
         label_columns=("label", "sentiment"),
         validation_from_train=True,
         description="movie reviews, positive or negative (Maas et al., 2011)",
+        hub_train_size=25_000,  # the dataset card of stanfordnlp/imdb
     ),
     "emotion": TaskSpec(
         name="emotion",
         hub_id="dair-ai/emotion",
         label_names=("sadness", "joy", "love", "anger", "fear", "surprise"),
         description="English tweets labelled with one of six emotions (Saravia et al., 2018)",
+        hub_train_size=16_000,  # the dataset card of dair-ai/emotion ("split" configuration)
     ),
 }
 

@@ -24,6 +24,7 @@ from transformers import (
     DistilBertForSequenceClassification,
     PreTrainedTokenizerFast,
 )
+from transformers.utils import logging as transformers_logging
 
 from lorakit.data import FIXTURES_DIR, HubUnavailableError, get_task
 from lorakit.lora import check_lora_hyperparameters, find_target_linears, inject_lora
@@ -53,9 +54,14 @@ def smoke_model(id2label: dict[int, str]) -> DistilBertForSequenceClassification
     texts (``scripts/make_smoke_model.py``); the head is initialised from torch's global RNG,
     as ``from_pretrained`` does for distilbert-base-uncased.
     """
-    return DistilBertForSequenceClassification.from_pretrained(
-        SMOKE_MODEL_DIR, id2label=id2label, label2id={v: k for k, v in id2label.items()},
-    )
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # the "newly initialized head" report, every load
+    try:
+        return DistilBertForSequenceClassification.from_pretrained(
+            SMOKE_MODEL_DIR, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
 
 
 def load_base(task: str, profile=None, model: str | None = None):

@@ -63,8 +63,10 @@ class Profile:
                             f"{', '.join(TaskSettings.__dataclass_fields__)}")
         return replace(self.tasks[task], **chosen)
 
-    def describe(self, task: str | None = None, file=None) -> str:
-        """Print (and return) what this profile will do on this machine."""
+    def describe(self, task: str | None = None, method: str = "lora", estimate: bool = True,
+                 file=None) -> str:
+        """Print (and return) what this profile will do on this machine, and about how long
+        training ``method`` takes here (measured by ``lorakit.train.estimate_train_seconds``)."""
         lines = [
             f"profile: {self.name} ({self.purpose})",
             f"device:  {device_description()}",
@@ -80,9 +82,23 @@ class Profile:
                 f"{name:>8}: train examples {size}, eval examples {evaluated} per split, "
                 f"max length {s.max_length}, {s.epochs:g} epoch(s), batch {s.batch_size}"
             )
+            if estimate:
+                from lorakit.train import estimate_train_seconds
+
+                seconds = estimate_train_seconds(name, method, self)
+                lines.append(f"{'':>8}  training with {method} takes about {_duration(seconds)} "
+                             "here (timed on full-length batches: an upper bound)")
         text = "\n".join(lines)
         print(text, file=file)
         return text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 # Sources for the `full` settings:

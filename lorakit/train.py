@@ -22,6 +22,7 @@ import platform
 import resource
 import shutil
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,10 +31,17 @@ import pandas as pd
 import torch
 from accelerate import PartialState
 from safetensors.torch import save_file
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+from transformers import (
+    DataCollatorWithPadding,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_utils import get_last_checkpoint
 
-from lorakit.data import load_task, tokenize_task
+from lorakit.data import get_task, load_task, tokenize_task
 from lorakit.lora import check_lora_hyperparameters, save_peft_adapter
 from lorakit.metrics import (
     classification_metrics,
@@ -252,6 +260,53 @@ def run(
         work_dir.rename(final_dir)
     state.wait_for_everyone()
     return RunResult(final_dir, config, metrics, table, trained, tokenizer)
+
+
+def estimate_train_seconds(task: str, method: str = "lora", profile=None,
+                           timed_steps: int = 2) -> float:
+    """About how long training takes on this machine, measured, before any data is downloaded.
+
+    Times ``timed_steps`` optimizer steps (after one warm-up step) of the profile's architecture
+    on random full-length batches (batch size × max length) and multiplies by the number of
+    steps the profile will run. Real batches are padded only to their longest text, so this is
+    an upper bound. For distilbert-base-uncased the architecture is built from
+    ``DistilBertConfig()`` with random weights: same cost, no download.
+    """
+    profile = resolve_profile(profile)
+    settings = profile.settings(task)
+    spec = get_task(task)
+    if profile.data == "fixtures":
+        examples = load_task(task, profile)["train"].num_rows
+        model, _ = load_base(task, profile)
+    else:
+        carved = spec.validation_fraction if spec.validation_from_train else 0.0
+        examples = min(settings.max_train or spec.hub_train_size,
+                       round(spec.hub_train_size * (1 - carved)))
+        config = DistilBertConfig(num_labels=len(spec.label_names))
+        model = DistilBertForSequenceClassification(config)
+    model = prepare_model(model, method, targets=DEFAULT_TARGETS)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).train()
+    shape = (settings.batch_size, settings.max_length)
+    batch = {"input_ids": torch.randint(0, model.config.vocab_size, shape, device=device),
+             "labels": torch.zeros(settings.batch_size, dtype=torch.long, device=device)}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    precision = current_precision()
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    seconds_per_step = []
+    for step in range(timed_steps + 1):
+        started = time.perf_counter()
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if step > 0:
+            seconds_per_step.append(time.perf_counter() - started)
+    steps = -(-examples // settings.batch_size) * settings.epochs
+    return float(np.median(seconds_per_step) * steps)
 
 
 def _training_arguments(work_dir: Path, settings, learning_rate: float, precision: str,

@@ -50,7 +50,7 @@ def test_overrides_replace_only_what_is_given():
 
 
 def test_describe_says_profile_device_and_sizes(capsys):
-    text = PROFILES["quick"].describe("imdb")
+    text = PROFILES["quick"].describe("imdb", estimate=False)
     assert text == capsys.readouterr().out.strip()
     assert "profile: quick" in text and "device:" in text
     assert "imdb: train examples 1,000" in text and "emotion" not in text
@@ -59,3 +59,17 @@ def test_describe_says_profile_device_and_sizes(capsys):
 def test_offline_flag_means_hub_unreachable(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert profiles.hub_reachable() is False
+
+
+def test_describe_estimates_training_time_by_measuring_it(capsys):
+    text = PROFILES["smoke"].describe("emotion", method="head")
+    assert "training with head takes about" in text and "upper bound" in text
+
+
+def test_estimate_counts_the_profile_steps(monkeypatch):
+    from lorakit import train
+
+    monkeypatch.setattr(train.time, "perf_counter", iter(range(0, 1000, 2)).__next__)
+    seconds = train.estimate_train_seconds("emotion", "head", "smoke")
+    steps = -(-480 // 16) * PROFILES["smoke"].settings("emotion").epochs  # 480 bundled examples
+    assert seconds == 2 * steps, "2 s per step on the fake clock, times the profile's steps"
