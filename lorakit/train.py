@@ -223,9 +223,10 @@ def run(
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
+    checkpoint = None
+    if resume and Path(args.output_dir).is_dir():
+        checkpoint = get_last_checkpoint(args.output_dir)
     if settings.epochs > 0:
-        has_checkpoints = resume and Path(args.output_dir).is_dir()
-        checkpoint = get_last_checkpoint(args.output_dir) if has_checkpoints else None
         train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
     test_output = _predict_in_order(trainer, tokenized["test"])
     memory, memory_kind = peak_memory_mb()
@@ -253,6 +254,7 @@ def run(
         "examples": {split: len(data[split]) for split in data},
         "label_names": names, "precision": precision, "device": device_description(),
         "world_size": state.num_processes, "versions": library_versions(),
+        "resumed_from": Path(checkpoint).name if checkpoint else None,
     }
     if state.is_main_process:
         _write_run(work_dir, trained, method, config, metrics, table, trainer.state.log_history)
