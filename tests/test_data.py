@@ -229,7 +229,7 @@ def test_missing_column_names_it_the_file_and_the_columns_present(tmp_path):
     [
         (".jsonl", [1, 2, 0, -1], r"e\.g\. 2, -1 at row 1, 3"),
         (".csv", ["pos", "meh", "neutral"], r"e\.g\. 'meh', 'neutral' at row 1, 2"),
-        (".jsonl", [True, 0.5, None], r"e\.g\. True, 0\.5, None at row 0, 1, 2"),
+        (".jsonl", [0.5, 1.5, None], r"e\.g\. 0\.5, 1\.5, None at row 0, 1, 2"),
     ],
 )
 def test_labels_outside_the_task_are_listed_with_the_task_names(tmp_path, suffix, labels, shown):
