@@ -8,7 +8,8 @@ Examples::
     lorakit sweep --task emotion --ranks 1,4,8,16 --alpha-ratios 1,2
     lorakit report runs/
 
-Bad arguments or unusable input end with exit code 2 and a one-line reason.
+Bad arguments or unusable input end with exit code 2 and a one-line reason; a training loss that
+turns NaN or infinite ends with exit code 1, keeping the run's last checkpoint.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import sys
 
 from lorakit.data import HubUnavailableError
 from lorakit.profiles import METHODS, PROFILE_NAMES, runs_dir
+from lorakit.train import NonFiniteLossError
 
 EXIT_BAD_INPUT = 2
+EXIT_TRAINING_FAILED = 1
 
 
 def _csv(kind):
@@ -151,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, HubUnavailableError) as error:
         print(f"lorakit {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except NonFiniteLossError as error:
+        print(f"lorakit {args.command}: training failed: {_one_line(error)}", file=sys.stderr)
+        return EXIT_TRAINING_FAILED
     return 0
 
 

@@ -55,6 +55,29 @@ LORA_METHODS = ("lora", "peft")
 INCOMPLETE_SUFFIX = ".incomplete"
 
 
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run stopped and kept its last checkpoint."""
+
+
+class CheckedTrainer(Trainer):
+    """``transformers.Trainer`` that stops at the first step whose loss is NaN or infinite.
+
+    Training on after that only spends time: every later weight update is NaN too.
+    """
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at step {self.state.global_step + 1} "
+                f"(epoch {self.state.epoch:.2f}, learning rate {self.args.learning_rate:g}); "
+                f"last good checkpoint: {checkpoint or 'none yet'}; try a lower learning rate "
+                "(--lr), a smaller alpha, or fp32 instead of fp16"
+            )
+        return loss
+
+
 def choose_precision(device_type: str, capability: tuple[int, int] | None = None) -> str:
     """``"fp16"``, ``"bf16"`` or ``"fp32"`` for a device.
 
@@ -211,7 +234,7 @@ def run(
                 shutil.rmtree(work_dir, ignore_errors=True)
         work_dir.mkdir(parents=True, exist_ok=True)
     state.wait_for_everyone()
-    trainer = Trainer(
+    trainer = CheckedTrainer(
         model=trained,
         args=args,
         train_dataset=tokenized["train"],

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lorakit.train import run
+from lorakit.train import CheckedTrainer, NonFiniteLossError, run
 
 SETTINGS = {"profile": "smoke", "epochs": 4, "max_length": 48, "max_eval": 40}
 
@@ -61,3 +61,21 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert resumed.metrics["accuracy"] == reference.metrics["accuracy"]
     np.testing.assert_allclose(resumed.predictions.filter(like="prob_").to_numpy(),
                                reference.predictions.filter(like="prob_").to_numpy(), atol=1e-5)
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    steps = {"count": 0}
+    compute_loss = CheckedTrainer.compute_loss
+
+    def loss_that_turns_nan(self, *args, **kwargs):
+        loss = compute_loss(self, *args, **kwargs)
+        steps["count"] += self.model.training
+        return loss * float("nan") if steps["count"] > 40 else loss
+
+    monkeypatch.setattr(CheckedTrainer, "compute_loss", loss_that_turns_nan)
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 41 \(epoch 1\.3\d.*"
+                                                 r"checkpoint-30.*try a lower learning rate"):
+        run("emotion", "lora", output_dir=tmp_path, **SETTINGS)
+    work_dir = tmp_path / "emotion" / "lora-r8-a16-seed0.incomplete"
+    assert (work_dir / "checkpoints" / "checkpoint-30" / "trainer_state.json").is_file()
+    assert not (tmp_path / "emotion" / "lora-r8-a16-seed0").exists()
