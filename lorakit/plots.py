@@ -1,0 +1,444 @@
+"""The figures notebooks 04–06 show: data overview, training curves, results, error analysis.
+
+Every function takes data (DataFrames, Series, dicts) and returns a ``matplotlib.figure.Figure``
+with a title and labelled axes; none calls ``plt.show()``. The figures are made through pyplot,
+so Jupyter draws them at the end of the cell; end the cell with ``plt.show()`` (or with ``;``)
+so that a returned figure is not drawn twice, and in a script call ``fig.savefig(path)``. Close
+figures you no longer need with ``plt.close(fig)``.
+
+Shares and accuracies are fractions in [0, 1] (as ``lorakit.report`` and ``lorakit.analysis``
+give them) and are shown as percentages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import PercentFormatter
+
+PERCENT_METRICS = ("accuracy", "macro_f1", "trainable_percent")
+METRIC_LABELS = {
+    "accuracy": "accuracy",
+    "macro_f1": "macro-F1",
+    "trainable_parameters": "trainable parameters",
+    "trainable_percent": "trainable parameters (% of total)",
+    "train_seconds": "training time (s)",
+    "samples_per_second": "training samples per second",
+    "peak_memory_mb": "peak memory (MB)",
+}
+
+
+def _need_columns(frame, columns: Sequence[str], what: str) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{what} needs a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what} needs the columns {missing}, which the DataFrame lacks (it has "
+            f"{list(frame.columns)})"
+        )
+    if len(frame) == 0:
+        raise ValueError(f"{what} got an empty DataFrame; there is nothing to plot")
+    return frame
+
+
+def _metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _percent_axis(axis) -> None:
+    axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+
+
+# Training
+
+
+def _as_log_frame(history) -> pd.DataFrame:
+    """A log history as a DataFrame: log_history.csv's table, or Trainer's list of dicts."""
+    frame = history if isinstance(history, pd.DataFrame) else pd.DataFrame(list(history))
+    if "step" not in frame.columns:
+        frame = frame.assign(step=np.arange(len(frame)))
+    return frame
+
+
+def training_curves(log_histories, title: str = "Training curves") -> Figure:
+    """Training loss against step for each run, and evaluation loss and accuracy per epoch.
+
+    ``log_histories`` maps a run name to its log history: log_history.csv read with
+    ``pd.read_csv`` (columns step, epoch, loss, eval_loss, eval_accuracy, eval_macro_f1, training
+    and evaluation rows mixed, NaN where a row lacks a value) or ``trainer.state.log_history``;
+    a single history is accepted too. Returns a figure with one panel, training loss against
+    step, plus "evaluation loss" and "evaluation accuracy" panels (macro-F1 dashed) against epoch
+    when any run logged them; each run keeps one colour across the panels.
+    """
+    if isinstance(log_histories, pd.DataFrame) or not isinstance(log_histories, Mapping):
+        log_histories = {"run": log_histories}
+    if not log_histories:
+        raise ValueError("training_curves got no log histories; pass {run name: log history}")
+    frames = {str(name): _as_log_frame(history) for name, history in log_histories.items()}
+
+    def has(column: str) -> bool:
+        return any(column in f.columns and f[column].notna().any() for f in frames.values())
+
+    panels = ["loss"]
+    panels += [c for c in ("eval_loss", "eval_accuracy") if has(c) and has("epoch")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    axes = axes[0]
+    colours = dict(zip(frames, sns.color_palette(n_colors=len(frames)), strict=True))
+    for name, frame in frames.items():
+        colour = colours[name]
+        if "loss" in frame.columns:
+            train = frame[frame["loss"].notna()]
+            axes[0].plot(train["step"], train["loss"], color=colour, label=name)
+        for ax, column in zip(axes[1:], panels[1:], strict=True):
+            if column not in frame.columns:
+                continue
+            rows = frame[frame[column].notna()]
+            ax.plot(rows["epoch"], rows[column], marker="o", color=colour, label=name)
+            if column == "eval_accuracy" and "eval_macro_f1" in frame.columns:
+                f1 = frame[frame["eval_macro_f1"].notna()]
+                ax.plot(f1["epoch"], f1["eval_macro_f1"], marker="s", linestyle="--",
+                        color=colour, label=f"{name} (macro-F1)")
+    axes[0].set(title="Training loss", xlabel="step", ylabel="cross-entropy loss (nats)")
+    if not has("loss"):
+        axes[0].text(0.5, 0.5, "no training steps logged", ha="center", va="center",
+                     transform=axes[0].transAxes)
+    for ax, column in zip(axes[1:], panels[1:], strict=True):
+        if column == "eval_loss":
+            ax.set(title="Evaluation loss", xlabel="epoch", ylabel="cross-entropy loss (nats)")
+        else:
+            ax.set(title="Evaluation accuracy", xlabel="epoch", ylabel="accuracy")
+            _percent_axis(ax.yaxis)
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# Data overview
+
+
+def label_balance(counts, title: str = "Examples per label") -> Figure:
+    """Bar chart of examples per label, each bar annotated with its count and share.
+
+    ``counts`` is a Series or dict {label: count} (e.g. ``pd.Series(labels).value_counts()``),
+    or a DataFrame labels × splits for grouped bars, one colour per split.
+    """
+    if isinstance(counts, Mapping) and not isinstance(counts, pd.Series):
+        counts = pd.Series(counts)
+    if isinstance(counts, pd.Series):
+        counts = counts.to_frame(name=counts.name or "examples")
+    _need_columns(counts, [], "label_balance")
+    counts = counts.rename(columns=str)
+    long = counts.rename_axis("_label").reset_index().melt(
+        id_vars="_label", var_name="_split", value_name="_count"
+    )
+    long["_label"] = long["_label"].astype(str)
+    several = len(counts.columns) > 1
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(counts) * len(counts.columns) + 2), 4))
+    sns.barplot(data=long, x="_label", y="_count", hue="_split" if several else None, ax=ax)
+    for container in ax.containers:
+        values = container.datavalues
+        total = values.sum()
+        labels = [f"{v:,.0f}\n({v / total:.0%})" if total else f"{v:,.0f}" for v in values]
+        ax.bar_label(container, labels=labels, fontsize="small")
+    if several:
+        ax.legend(title="split")
+    ax.margins(y=0.2)
+    ax.set(title=title, xlabel="label", ylabel="examples")
+    fig.tight_layout()
+    return fig
+
+
+def length_histogram(
+    lengths, max_length: int | None = None, title: str = "Text lengths", unit: str = "tokens",
+    bins: int = 50,
+) -> Figure:
+    """Histogram of text lengths, with the model's ``max_length`` marked by a vertical line.
+
+    ``lengths`` is a sequence or Series of lengths in ``unit`` (e.g. ``analysis.text_lengths``).
+    The line's legend entry says what share of the texts is longer than ``max_length``, i.e.
+    truncated.
+    """
+    values = pd.Series(lengths, dtype="float64").dropna()
+    if values.empty:
+        raise ValueError("length_histogram got no lengths; there is nothing to plot")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.histplot(values, bins=bins, ax=ax)
+    if max_length is not None:
+        longer = float((values > max_length).mean())
+        ax.axvline(max_length, color="crimson", linestyle="--",
+                   label=f"max_length = {max_length} ({longer:.1%} of texts truncated)")
+        ax.legend()
+    ax.set(title=title, xlabel=f"length ({unit})", ylabel="texts")
+    fig.tight_layout()
+    return fig
+
+
+# Results
+
+
+def _run_labels(table: pd.DataFrame) -> pd.Series:
+    if "run" in table.columns and table["run"].notna().all():
+        return table["run"].astype(str)
+    labels = table["method"].astype(str)
+    if {"r", "alpha"} <= set(table.columns):
+        lora = table["r"].notna() & table["method"].isin(["lora", "peft"])
+        detail = " r=" + table["r"].astype(str) + " α=" + table["alpha"].astype(str)
+        labels = labels.where(~lora, labels + detail)
+    return labels
+
+
+def results_bars(report_df: pd.DataFrame, metric: str = "accuracy",
+                 title: str | None = None) -> Figure:
+    """One bar per run, coloured by method, its value written on top; one panel per task.
+
+    ``report_df`` is ``lorakit.report.report``'s table (columns method, ``metric``, and
+    optionally task and run, which labels the bars). Fractions (accuracy, macro-F1) are shown as
+    percentages.
+    """
+    _need_columns(report_df, ["method", metric], "results_bars")
+    table = report_df.assign(_bar=_run_labels(report_df))
+    tasks = list(dict.fromkeys(table["task"])) if "task" in table.columns else [None]
+    methods = list(dict.fromkeys(table["method"].astype(str)))
+    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods)), strict=True))
+    most_bars = max(len(table) if task is None else int((table["task"] == task).sum())
+                    for task in tasks)
+    width = max(5.0, 1.1 * most_bars + 1.5)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(width * len(tasks), 4.5), squeeze=False,
+                             sharey=True)
+    percent = metric in PERCENT_METRICS
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rows = table if task is None else table[table["task"] == task]
+        sns.barplot(data=rows, x="_bar", y=metric, hue="method", palette=palette, dodge=False,
+                    ax=ax, legend=False)
+        for container in ax.containers:
+            labels = [f"{v:.1%}" if percent else f"{v:,.3g}" for v in container.datavalues]
+            ax.bar_label(container, labels=labels, fontsize="small")
+        ax.set(title=f"{task}" if task is not None else "", xlabel="run",
+               ylabel=_metric_label(metric))
+        ax.tick_params(axis="x", labelrotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+        if percent:
+            _percent_axis(ax.yaxis)
+            ax.set_ylim(0, 1.05)
+    handles = [Patch(color=palette[method], label=method) for method in methods]
+    axes[0][-1].legend(handles=handles, title="method", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle(title or f"{_capitalised(_metric_label(metric))} by run and method")
+    if len(tasks) == 1 and tasks[0] is not None:
+        axes[0][0].set_title(f"task: {tasks[0]}")
+    fig.tight_layout()
+    return fig
+
+
+def _cell_format(metric: str, values: np.ndarray) -> str:
+    if metric in PERCENT_METRICS:
+        return ".1%"
+    finite = values[np.isfinite(values)]
+    if finite.size and np.all(finite == np.round(finite)):
+        return ",.0f"
+    return ".3g"
+
+
+def sweep_heatmap(report_df: pd.DataFrame, metric: str = "accuracy",
+                  title: str | None = None) -> Figure:
+    """Heatmap of ``metric`` over the rank sweep: rows rank r, columns the ratio α/r.
+
+    ``report_df`` needs columns r, alpha and ``metric``; rows without r or alpha (head, full)
+    are left out. Pass the rows of one task and method; a cell with several runs (seeds) shows
+    their mean. Cells are annotated with the value (fractions as percentages).
+    """
+    _need_columns(report_df, ["r", "alpha", metric], "sweep_heatmap")
+    rows = report_df[["r", "alpha", metric]].apply(pd.to_numeric, errors="coerce").dropna()
+    if rows.empty:
+        raise ValueError(
+            f"sweep_heatmap: no row has r, alpha and {metric} all set; pass LoRA runs"
+        )
+    rows = rows.assign(r=rows["r"].astype(int), ratio=(rows["alpha"] / rows["r"]).round(6))
+    grid = rows.pivot_table(index="r", columns="ratio", values=metric, aggfunc="mean")
+    grid = grid.sort_index().sort_index(axis=1)
+    grid.index.name = "rank r"
+    grid.columns = pd.Index([f"{c:g}" for c in grid.columns], name="α / r")
+    fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 3, 0.7 * grid.shape[0] + 2.2))
+    sns.heatmap(grid, annot=True, fmt=_cell_format(metric, grid.to_numpy(dtype=float)),
+                cmap="viridis", cbar_kws={"label": _metric_label(metric)}, ax=ax)
+    ax.set(title=title or f"{_capitalised(_metric_label(metric))} across the rank sweep",
+           xlabel="α / r (LoRA scale)", ylabel="rank r")
+    ax.tick_params(axis="y", labelrotation=0)
+    fig.tight_layout()
+    return fig
+
+
+# Error analysis
+
+
+def confusion_heatmap(confusion_df: pd.DataFrame,
+                      title: str = "Confusion matrix (share of each true label)") -> Figure:
+    """Row-normalised confusion matrix: each cell is the share of a true label predicted so.
+
+    ``confusion_df`` is ``analysis.confusion(...)``, counts or ``normalize="true"`` shares
+    (counts are normalised here). The diagonal is per-class recall.
+    """
+    _need_columns(confusion_df, [], "confusion_heatmap")
+    values = confusion_df.astype(float)
+    if np.nanmax(values.to_numpy()) > 1:
+        values = values.div(values.sum(axis=1), axis=0)
+    size = 0.9 * len(values) + 3
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    sns.heatmap(values, annot=True, fmt=".0%", cmap="Blues", vmin=0, vmax=1, square=True,
+                cbar_kws={"label": "share of the true label"}, ax=ax)
+    ax.set(title=title, xlabel="predicted label", ylabel="true label")
+    ax.tick_params(axis="y", labelrotation=0)
+    fig.tight_layout()
+    return fig
+
+
+def error_shares(error_shares_df: pd.DataFrame, kind: str = "heatmap",
+                 title: str = "Share of each class misclassified, by run") -> Figure:
+    """Misclassified share of each true class, for each run: a heatmap or grouped bars.
+
+    ``error_shares_df`` is ``analysis.error_shares_across_runs`` (runs × classes), or a single
+    run's ``analysis.per_class_error_share`` table (its error_share column is used).
+    ``kind="heatmap"`` draws runs × classes with annotated cells; ``kind="bars"`` draws one
+    group of bars per class, one bar per run.
+    """
+    _need_columns(error_shares_df, [], "error_shares")
+    shares = error_shares_df
+    if "error_share" in shares.columns:
+        shares = shares[["error_share"]].T.rename(index={"error_share": "run"})
+    shares = shares.astype(float)
+    if kind == "heatmap":
+        fig, ax = plt.subplots(figsize=(1.1 * shares.shape[1] + 3.5, 0.55 * shares.shape[0] + 2.5))
+        sns.heatmap(shares, annot=True, fmt=".0%", cmap="Reds", vmin=0,
+                    vmax=max(float(np.nanmax(shares.to_numpy())), 1e-9),
+                    cbar_kws={"label": "misclassified share"}, ax=ax)
+        ax.set(title=title, xlabel="true label", ylabel="run")
+        ax.tick_params(axis="y", labelrotation=0)
+    elif kind == "bars":
+        long = shares.rename_axis(index="run", columns="true label").stack().rename("share")
+        long = long.reset_index()
+        fig, ax = plt.subplots(figsize=(1.2 * shares.shape[1] + 4, 4.5))
+        sns.barplot(data=long, x="true label", y="share", hue="run", ax=ax)
+        _percent_axis(ax.yaxis)
+        ax.legend(title="run", fontsize="small")
+        ax.set(title=title, xlabel="true label", ylabel="misclassified share")
+    else:
+        raise ValueError(f"kind={kind!r}; expected 'heatmap' or 'bars'")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(calibration_bins_df: pd.DataFrame, ece: float | None = None,
+                        title: str = "Reliability diagram") -> Figure:
+    """Accuracy against confidence per bin, with the diagonal of perfect calibration.
+
+    ``calibration_bins_df`` is ``analysis.calibration_bins`` (columns lower, upper, count,
+    mean_confidence, accuracy). Bars show each bin's accuracy; red outlines mark the gap to its
+    mean confidence (bars below the diagonal: overconfident). A lower panel shows how many
+    examples fall in each bin. ``ece`` (``analysis.expected_calibration_error``) goes in the
+    title.
+    """
+    columns = ["lower", "upper", "count", "mean_confidence", "accuracy"]
+    bins = _need_columns(calibration_bins_df, columns, "reliability_diagram")
+    fig, (ax, ax_count) = plt.subplots(
+        2, 1, figsize=(5.5, 7), gridspec_kw={"height_ratios": [3, 1]}
+    )
+    centres = (bins["lower"] + bins["upper"]) / 2
+    widths = bins["upper"] - bins["lower"]
+    filled = bins["count"] > 0
+    ax.bar(centres[filled], bins["accuracy"][filled], width=widths[filled], edgecolor="black",
+           color="steelblue", label="accuracy")
+    gap_bottom = np.minimum(bins["accuracy"], bins["mean_confidence"])[filled]
+    gap_height = (bins["accuracy"] - bins["mean_confidence"]).abs()[filled]
+    ax.bar(centres[filled], gap_height, bottom=gap_bottom, width=widths[filled], color="none",
+           edgecolor="crimson", hatch="//", label="gap to mean confidence")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence of the bin", ylabel="accuracy",
+           title=title if ece is None else f"{title} (ECE = {ece:.1%})")
+    ax.legend(loc="upper left", fontsize="small")
+    _percent_axis(ax.xaxis)
+    _percent_axis(ax.yaxis)
+    ax_count.bar(centres, bins["count"], width=widths, color="grey", edgecolor="black")
+    ax_count.set(xlim=(0, 1), xlabel="confidence (largest class probability)",
+                 ylabel="examples")
+    _percent_axis(ax_count.xaxis)
+    fig.tight_layout()
+    return fig
+
+
+def confidence_histogram(table: pd.DataFrame,
+                         title: str = "Confidence of correct and wrong predictions",
+                         bins: int = 20) -> Figure:
+    """Histograms of confidence for correct and misclassified examples, stacked.
+
+    ``table`` is a prediction table (columns confidence and label_id/prediction_id, or label and
+    prediction). A well-behaved model is less confident on its mistakes.
+    """
+    _need_columns(table, ["confidence"], "confidence_histogram")
+    if {"label_id", "prediction_id"} <= set(table.columns):
+        correct = table["label_id"] == table["prediction_id"]
+    else:
+        _need_columns(table, ["label", "prediction"], "confidence_histogram")
+        correct = table["label"].astype(str) == table["prediction"].astype(str)
+    data = pd.DataFrame({
+        "confidence": table["confidence"].astype(float),
+        "prediction": np.where(correct, "correct", "wrong"),
+    })
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    sns.histplot(data, x="confidence", hue="prediction", hue_order=["correct", "wrong"],
+                 bins=bins, binrange=(0, 1), multiple="stack", ax=ax)
+    _percent_axis(ax.xaxis)
+    ax.set(title=title, xlabel="confidence (largest class probability)", ylabel="examples")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_length(length_buckets_df: pd.DataFrame, title: str = "Accuracy by text length",
+                       unit: str | None = None) -> Figure:
+    """Accuracy per length bucket, each bar labelled with its number of examples.
+
+    ``length_buckets_df`` is ``analysis.length_buckets`` (columns bucket, count, accuracy, and
+    truncated when it was given max_length: truncated buckets are drawn in orange). A dashed
+    line marks the overall accuracy. ``unit`` ("words", "tokens") names the x axis; by default
+    it is read from the table's ``attrs["unit"]``, which ``length_buckets`` sets.
+    """
+    buckets = _need_columns(length_buckets_df, ["bucket", "count", "accuracy"],
+                            "accuracy_by_length")
+    unit = unit or buckets.attrs.get("unit", "length")
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(buckets) + 2), 4))
+    positions = np.arange(len(buckets))
+    truncated = (buckets["truncated"].astype(bool).to_numpy() if "truncated" in buckets.columns
+                 else np.zeros(len(buckets), dtype=bool))
+    colours = np.where(truncated, "darkorange", "steelblue")
+    bars = ax.bar(positions, buckets["accuracy"].fillna(0), color=colours, edgecolor="black")
+    ax.bar_label(bars, labels=[f"n={n:,}" for n in buckets["count"]], fontsize="small")
+    handles = []
+    if truncated.any():
+        handles = [Patch(color="steelblue", label="kept whole"),
+                   Patch(color="darkorange", label="truncated at max_length")]
+    total = buckets["count"].sum()
+    if total:
+        overall = float((buckets["accuracy"].fillna(0) * buckets["count"]).sum() / total)
+        handles.append(ax.axhline(overall, color="grey", linestyle="--",
+                                  label=f"overall {overall:.1%}"))
+    ax.legend(handles=handles, fontsize="small", loc="upper center", ncol=len(handles))
+    ax.set_xticks(positions, buckets["bucket"].astype(str))
+    _percent_axis(ax.yaxis)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set(title=title, xlabel=f"text length ({unit})", ylabel="accuracy")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,132 @@
+"""Tests for lorakit.plots: each function draws a titled Figure from small synthetic data."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from lorakit import analysis, plots  # noqa: E402
+from lorakit.metrics import prediction_table  # noqa: E402
+
+NAMES = ["sadness", "joy", "love"]
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def title_of(fig: Figure) -> str:
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    return suptitle or fig.axes[0].get_title()
+
+
+def check(fig) -> Figure:
+    assert isinstance(fig, Figure)
+    assert title_of(fig).strip()
+    assert fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()
+    return fig
+
+
+@pytest.fixture
+def predictions():
+    rng = np.random.default_rng(0)
+    texts = [" ".join(["word"] * int(k)) for k in rng.integers(1, 200, size=60)]
+    return prediction_table(texts, rng.integers(0, 3, 60), rng.normal(scale=2, size=(60, 3)),
+                            NAMES)
+
+
+def log_history(shift: float = 0.0) -> pd.DataFrame:
+    nan = np.nan
+    return pd.DataFrame({
+        "step": [10, 20, 20, 30, 40, 40, 40],
+        "epoch": [0.5, 1.0, 1.0, 1.5, 2.0, 2.0, 2.0],
+        "loss": [1.2 + shift, 0.9 + shift, nan, 0.7 + shift, 0.6 + shift, nan, nan],
+        "eval_loss": [nan, nan, 0.8 + shift, nan, nan, 0.65 + shift, nan],
+        "eval_accuracy": [nan, nan, 0.7, nan, nan, 0.8, nan],
+        "eval_macro_f1": [nan, nan, 0.6, nan, nan, 0.75, nan],
+        "train_loss": [nan] * 6 + [0.8],
+    })
+
+
+def report_table() -> pd.DataFrame:
+    rows = [("head", None, None, 0.70), ("full", None, None, 0.93)]
+    rows += [("lora", r, r * k, 0.8 + 0.01 * r + 0.02 * k) for r in (1, 4, 8, 16) for k in (1, 2)]
+    table = pd.DataFrame(rows, columns=["method", "r", "alpha", "accuracy"])
+    table["macro_f1"] = table["accuracy"] - 0.05
+    table["trainable_parameters"] = (table["r"].fillna(0) * 1000 + 4000).astype(int)
+    table["task"] = "emotion"
+    table["run"] = [f"{m}-r{r}-a{a}" for m, r, a in zip(table["method"], table["r"],
+                                                        table["alpha"], strict=True)]
+    return table
+
+
+def test_training_curves_show_loss_and_eval_panels_for_each_run():
+    fig = check(plots.training_curves({"lora": log_history(), "full": log_history(0.1)}))
+
+    assert [ax.get_title() for ax in fig.axes] == [
+        "Training loss", "Evaluation loss", "Evaluation accuracy"
+    ]
+    assert len(fig.axes[0].lines) == 2
+
+
+def test_training_curves_without_eval_logs_draw_only_the_loss_panel():
+    history = log_history()[["step", "epoch", "loss"]]
+    fig = check(plots.training_curves(history))
+
+    assert len(fig.axes) == 1
+
+
+def test_label_balance_from_a_dict_a_series_and_a_splits_frame():
+    check(plots.label_balance({"neg": 12, "pos": 8}, title="IMDB labels"))
+    check(plots.label_balance(pd.Series([5, 9, 2], index=NAMES)))
+    splits = pd.DataFrame({"train": [5, 9, 2], "test": [2, 3, 1]}, index=NAMES)
+    check(plots.label_balance(splits))
+
+
+def test_length_histogram_marks_max_length():
+    fig = check(plots.length_histogram([10, 50, 120, 300, 80], max_length=128, title="Lengths"))
+
+    assert any("truncated" in text.get_text() for text in fig.axes[0].get_legend().get_texts())
+
+
+def test_results_bars_and_sweep_heatmaps():
+    table = report_table()
+    check(plots.results_bars(table, "accuracy"))
+    fig = check(plots.sweep_heatmap(table, "macro_f1"))
+    assert fig.axes[0].get_ylabel() == "rank r"
+    assert len(fig.axes[0].texts) == 8  # one annotated cell per (r, α/r): 4 ranks × 2 ratios
+    check(plots.sweep_heatmap(table, "trainable_parameters"))
+
+
+def test_error_analysis_figures(predictions):
+    check(plots.confusion_heatmap(analysis.confusion(predictions, NAMES)))
+    shares = analysis.error_shares_across_runs(
+        {"r=1": predictions, "r=8": predictions.sample(frac=1, random_state=0)}, NAMES
+    )
+    check(plots.error_shares(shares))
+    check(plots.error_shares(shares, kind="bars"))
+    check(plots.error_shares(analysis.per_class_error_share(predictions, NAMES)))
+    bins = analysis.calibration_bins(predictions)
+    fig = check(plots.reliability_diagram(bins, analysis.expected_calibration_error(predictions)))
+    assert "ECE" in fig.axes[0].get_title()
+    check(plots.confidence_histogram(predictions))
+    buckets = analysis.length_buckets(predictions, max_length=100)
+    fig = check(plots.accuracy_by_length(buckets))
+    assert fig.axes[0].get_xlabel() == "text length (words)"
+    check(plots.accuracy_by_length(analysis.length_buckets(predictions)))
+
+
+def test_plots_reject_empty_or_incomplete_data():
+    with pytest.raises(ValueError, match="accuracy"):
+        plots.results_bars(pd.DataFrame({"method": ["lora"]}))
+    with pytest.raises(ValueError, match="no log histories"):
+        plots.training_curves({})
+    with pytest.raises(ValueError, match="kind"):
+        plots.error_shares(pd.DataFrame({"joy": [0.1]}, index=["run"]), kind="pie")
