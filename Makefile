@@ -15,7 +15,10 @@ COLAB_PINS  := transformers==5.15.0 peft==0.20.0 datasets==4.0.0 accelerate==1.1
 COLAB_VENV  := .venv-colab
 COLAB_PY    := $(COLAB_VENV)/bin/python
 COLAB_STAMP := $(COLAB_VENV)/.lorakit-installed
-OFFLINE     := LORAKIT_PROFILE=smoke HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# Tests run the tiny smoke model offline. One torch thread per process: on two shared cores,
+# tiny models spend more time synchronising threads than computing (a smoke notebook took 35 s
+# with one thread and 80 s with two, measured on our 2-core machine under load).
+OFFLINE     := LORAKIT_PROFILE=smoke HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
 
 .PHONY: venv tutorial test test-colab lint clean
 
