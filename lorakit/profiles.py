@@ -132,7 +132,7 @@ PROFILES = {
         purpose="a tiny DistilBERT on bundled samples: proves every cell runs, offline, in seconds",
         tasks={
             "imdb": TaskSettings(
-                max_train=None, max_eval=None, max_length=256, epochs=3, batch_size=16,
+                max_train=None, max_eval=None, max_length=128, epochs=3, batch_size=16,
                 learning_rates=SMOKE_LEARNING_RATES,
             ),
             "emotion": TaskSettings(

@@ -397,7 +397,8 @@ def _parameter_counts(model: torch.nn.Module) -> dict:
 def _write_run(run_dir: Path, model, method, config, metrics, table, log_history) -> None:
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    pd.DataFrame(log_history).to_csv(run_dir / "log_history.csv", index=False)
+    log = pd.DataFrame(log_history, columns=None if log_history else ["epoch", "step", "loss"])
+    log.to_csv(run_dir / "log_history.csv", index=False)
     table.to_csv(run_dir / "predictions.csv", index=False)
     if method == "lora":
         save_peft_adapter(model, run_dir / "adapter", base_model_name_or_path=config["model"])

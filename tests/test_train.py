@@ -128,6 +128,7 @@ def test_existing_run_is_not_overwritten(runs):
 def test_epochs_zero_evaluates_without_training(tmp_path):
     result = run("imdb", "head", output_dir=tmp_path, **(FAST | {"epochs": 0}))
     assert result.metrics["train_seconds"] == 0.0
+    assert pd.read_csv(result.run_dir / "log_history.csv").empty, "a header, no rows"
     assert len(result.predictions) == 32
 
 
