@@ -45,16 +45,18 @@ MEMORY_KINDS = {
 
 
 def find_runs(runs_dir) -> list[Path]:
-    """Every directory under ``runs_dir`` (at any depth) holding config.json and metrics.json.
+    """The run directories of ``runs_dir``: ``<task>/<run-name>/`` holding config.json and
+    metrics.json, or ``<run-name>/`` when ``runs_dir`` is one task's directory.
 
-    Sorted by path; an empty list when there are none or ``runs_dir`` does not exist, so that a
-    notebook can train a model only when ``find_runs(...)`` finds no earlier run.
+    Deeper directories are not runs of this directory (notebook 03 keeps its own runs in a
+    sub-directory). Sorted by path; an empty list when there are none or ``runs_dir`` does not
+    exist, so that a notebook can train a model only when ``find_runs(...)`` finds none.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    found = {config.parent for config in runs_dir.rglob(CONFIG_FILE)}
-    return sorted(path for path in found if (path / METRICS_FILE).is_file())
+    configs = [*runs_dir.glob(f"*/{CONFIG_FILE}"), *runs_dir.glob(f"*/*/{CONFIG_FILE}")]
+    return sorted(c.parent for c in configs if (c.parent / METRICS_FILE).is_file())
 
 
 def _read_json_object(path: Path) -> dict:

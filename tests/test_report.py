@@ -55,6 +55,12 @@ def test_find_runs_lists_directories_with_both_files_sorted(runs_dir):
     ]
 
 
+def test_find_runs_ignores_runs_nested_deeper(runs_dir):
+    write_run(runs_dir / "03_peft_comparison", "emotion", "lora", LORA_CONFIG, LORA_METRICS)
+    assert len(find_runs(runs_dir)) == 3
+    assert [p.name for p in find_runs(runs_dir / "imdb")] == ["full", "lora-r8"]
+
+
 def test_find_runs_is_empty_for_a_directory_that_does_not_exist(tmp_path):
     assert find_runs(tmp_path / "nowhere") == []
 
