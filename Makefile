@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 test: lint
-	$(OFFLINE) $(PY) -m pytest tests --nbmake notebooks
+	$(OFFLINE) $(PY) -m pytest tests --nbmake notebooks --durations=15
 
 $(COLAB_STAMP): pyproject.toml
 	test -x $(COLAB_PY) || python3 -m venv $(COLAB_VENV)
