@@ -536,9 +536,14 @@ def test_fuzz_rows_come_back_exactly_or_value_error(tmp_path_factory, rows, suff
     write_fuzz(path, rows)
     valid = bool(rows) and all(t.strip() and expected_id(y) is not None for t, y in rows)
     event(f"{suffix} {'valid' if valid else 'invalid'}")
+    # datasets 4 (Colab's) cannot parse a JSON column mixing numbers and strings: such a file
+    # gets the documented "could not read" error there, and loads under datasets 5.
+    mixed_json = suffix == ".jsonl" and len({type(y) for _, y in rows}) > 1
     try:
         loaded = load_rows("imdb", {"train": path, "validation": path, "test": path})
-    except ValueError:
+    except ValueError as error:
+        if mixed_json and "could not read" in str(error):
+            return
         assert not valid, f"valid rows were rejected: {rows!r}"
         return
     assert valid, f"invalid rows were accepted: {rows!r}"
