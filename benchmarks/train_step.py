@@ -1,0 +1,282 @@
+"""Item 2: one training step of a DistilBERT-sized classifier by each fine-tuning method.
+
+A ``DistilBertForSequenceClassification`` with random weights from ``DistilBertConfig()``
+(distilbert-base's sizes: 6 layers, dim 768, 66M parameters; nothing is downloaded) is prepared
+by ``lorakit.models.prepare_model`` four ways, each on its own copy of the same weights:
+
+- ``head``: only ``pre_classifier`` + ``classifier`` train
+- ``lora``: lorakit's LoRA (r = 8, alpha = 16, on q_lin, v_lin, lin1, lin2) + the head
+- ``peft``: the same LoRA through PEFT + the head (``modules_to_save``)
+- ``full``: every weight trains
+
+A step is forward, backward, AdamW step and zero_grad on a batch of 16 random sequences, at
+sequence lengths 128 and 512, in train mode (dropout on). The four steps run interleaved after
+warm-up. The first step of each method is the peak-memory measurement and also counts as the
+first warm-up call; it creates AdamW's state, so the peak memory includes it.
+
+On CPU a full step at 16 × 512 takes tens of seconds, so the defaults are 5 repeats and 1
+warm-up step; ``--seq-lens 128`` runs the shorter half alone.
+
+    .venv/bin/python benchmarks/train_step.py   # writes benchmarks/results/train_step.{json,md}
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import sys
+from collections.abc import Sequence
+
+import torch
+from common import (
+    RATIO_NOTE,
+    all_hold,
+    autocast,
+    contender_records,
+    int_list,
+    make_parser,
+    markdown_table,
+    pair_ratio,
+    parse_args,
+    peak_memory,
+    ratio_text,
+    verdict_at_most,
+    work,
+    write_results,
+)
+from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+from lorakit import bench
+from lorakit.lora import count_parameters
+from lorakit.models import DEFAULT_TARGETS, prepare_model
+
+NAME = "train_step"
+METHODS = ("head", "lora", "peft", "full")
+RANK, ALPHA = 8, 16
+LORA_VS_FULL_LIMIT = 0.80  # a LoRA step at most 0.8 × the full fine-tuning step
+OPTIMIZER_STATE_LIMIT = 0.01  # LoRA's optimizer state at most 1% of full fine-tuning's
+QUICK_CONFIG = dict(vocab_size=100, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
+                    max_position_embeddings=64)
+
+
+def make_step(model, batch, optimizer, device: str):
+    """One optimisation step; on CUDA in fp16 autocast with a gradient scaler, like Trainer."""
+    if device != "cuda":
+        return bench.training_step(model, batch, optimizer)
+    scaler = torch.amp.GradScaler("cuda")
+
+    def step() -> torch.Tensor:
+        with autocast(device):
+            loss = model(**batch).loss
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step
+
+
+def tensor_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the model's parameters and buffers (its weights in memory)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def optimizer_state_split(model: torch.nn.Module, optimizer) -> dict:
+    """AdamW's state bytes in all, for LoRA's A and B, and for everything else (the head)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    lora = sum(
+        v.numel() * v.element_size()
+        for p, state in optimizer.state.items() if "lora_" in names[id(p)]
+        for v in state.values() if torch.is_tensor(v) and v.dim() > 0
+    )
+    total = bench.optimizer_state_bytes(optimizer)
+    return {"optimizer_state_bytes": total, "optimizer_state_lora_bytes": lora,
+            "optimizer_state_other_bytes": total - lora}
+
+
+def random_batch(config, batch_size: int, seq_len: int, device: str, generator) -> dict:
+    input_ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), generator=generator)
+    labels = torch.randint(0, config.num_labels, (batch_size,), generator=generator)
+    return {"input_ids": input_ids.to(device), "attention_mask": torch.ones_like(input_ids)
+            .to(device), "labels": labels.to(device)}
+
+
+def run_seq_len(base, seq_len: int, args, generator) -> tuple[list[dict], list[dict]]:
+    device, batch_size = args.device, args.batch
+    batch = random_batch(base.config, batch_size, seq_len, device, generator)
+    steps, facts, models, optimizers = {}, {}, {}, {}
+    for method in METHODS:
+        model = prepare_model(copy.deepcopy(base), method, r=RANK, alpha=ALPHA,
+                              targets=DEFAULT_TARGETS, dropout=args.lora_dropout)
+        model = model.to(device).train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+        steps[method] = make_step(model, batch, optimizer, device)
+        models[method], optimizers[method] = model, optimizer
+        print(f"{NAME}: seq {seq_len}, {method}: first step (peak memory)", file=sys.stderr,
+              flush=True)
+        peak_mb, kind = peak_memory(steps[method], device)
+        counts = count_parameters(model)
+        weights_mb = tensor_bytes(model) / bench.MB
+        facts[method] = {
+            "trainable_params": counts.trainable, "total_params": counts.total,
+            "weights_mb": weights_mb, "step_peak_mb": peak_mb, "memory_kind": kind,
+            "peak_total_mb": weights_mb + peak_mb,
+            **optimizer_state_split(model, optimizer),
+        }
+    print(f"{NAME}: seq {seq_len}: timing {', '.join(METHODS)} interleaved", file=sys.stderr,
+          flush=True)
+    samples = bench.interleaved_samples(steps, repeats=args.repeats,
+                                        warmup=max(args.warmup - 1, 0))
+    labels = {"seq_len": seq_len, "batch": batch_size, "device": device}
+    records = contender_records(samples, **labels)
+    for record in records:
+        record.update(facts[record["contender"]])
+        record["samples_per_s"] = batch_size / record["median_s"]
+    full_state = facts["full"]["optimizer_state_bytes"]
+    for record in records:
+        record["optimizer_state_vs_full"] = record["optimizer_state_bytes"] / full_state
+    comparisons = []
+    for a, b, limit in (("lora", "peft", 1.0), ("lora", "full", LORA_VS_FULL_LIMIT),
+                        ("peft", "full", None), ("head", "full", None)):
+        c = {**labels, **pair_ratio(samples, a, b),
+             "target": None if limit is None else f"<= {limit:.2f}"}
+        if limit is not None:
+            c["verdict"] = verdict_at_most(c["ratio"], c["ratio_q1"], limit)
+        comparisons.append(c)
+    comparisons[0].update(same_work(models, optimizers, base.config, device, generator))
+    state_ratio = facts["lora"]["optimizer_state_bytes"] / full_state
+    comparisons.append({
+        **labels, "a": "lora", "b": "full", "measure": "optimizer state bytes",
+        "ratio": state_ratio, "target": f"<= {OPTIMIZER_STATE_LIMIT:.2f}",
+        "verdict": "yes" if state_ratio <= OPTIMIZER_STATE_LIMIT else "no",
+        "lora_only_ratio": facts["lora"]["optimizer_state_lora_bytes"] / full_state,
+    })
+    del models, steps, optimizers
+    gc.collect()
+    return records, comparisons
+
+
+def same_work(models: dict, optimizers: dict, config, device: str, generator) -> dict:
+    """Whether lorakit's LoRA step computes what PEFT's does: torch ops and FLOPs, profiled.
+
+    Profiled on a small batch (2 × 32; the operations do not depend on the batch's size), after
+    the timing, so that it changes nothing that was timed.
+    """
+    small = random_batch(config, 2, 32, device, generator)
+    (ops_a, all_a, gflop_a), (ops_b, all_b, gflop_b) = (
+        work(make_step(models[m], small, optimizers[m], device)) for m in ("lora", "peft"))
+    return {"same_ops": ops_a == ops_b, "gflop_a": gflop_a, "gflop_b": gflop_b,
+            "profiled_batch": "2 × 32",
+            "all_ops_difference": {name: all_a[name] - all_b[name]
+                                   for name in sorted(all_a | all_b) if all_a[name] != all_b[name]}}
+
+
+def build_parser():
+    parser = make_parser("train_step.py", __doc__.split("\n\n")[0], default_repeats=5,
+                         default_warmup=1)
+    parser.add_argument("--batch", type=int, default=16, help="sequences per batch")
+    parser.add_argument("--seq-lens", type=int_list, default=[128, 512],
+                        help="sequence lengths, comma-separated")
+    parser.add_argument("--lora-dropout", type=float, default=0.0,
+                        help="LoRA dropout (lorakit's and PEFT's), as prepare_model's default")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(build_parser(), argv)
+    if args.warmup < 1:
+        args.warmup = 1  # the first step measures peak memory and always runs untimed
+    config_kwargs, seq_lens = {}, args.seq_lens
+    if args.quick:
+        config_kwargs, seq_lens, args.batch = QUICK_CONFIG, [16], 2
+    torch.manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    base = DistilBertForSequenceClassification(DistilBertConfig(**config_kwargs))
+    records, comparisons = [], []
+    for seq_len in seq_lens:
+        new_records, new_comparisons = run_seq_len(base, seq_len, args, generator)
+        records += new_records
+        comparisons += new_comparisons
+    model_info = {"config": f"DistilBertConfig(**{config_kwargs!r})",
+                  "total_params_base": count_parameters(base).total,
+                  "lora": {"r": RANK, "alpha": ALPHA, "targets": list(DEFAULT_TARGETS),
+                           "dropout": args.lora_dropout}}
+    results = {"model": model_info, "records": records, "comparisons": comparisons,
+               "targets": targets(comparisons)}
+    write_results(NAME, results, to_markdown(records, comparisons, args), args)
+    return results
+
+
+def targets(comparisons: list[dict]) -> dict:
+    timing = [c for c in comparisons if "measure" not in c and c.get("target")]
+    return {
+        "lora_vs_peft_at_most_1": all_hold(c for c in timing if c["b"] == "peft"),
+        "lora_vs_full_at_most_0.8": all_hold(c for c in timing if c["b"] == "full"),
+        "lora_optimizer_state_at_most_1pct_of_full": all_hold(
+            c for c in comparisons if c.get("measure") == "optimizer state bytes"),
+    }
+
+
+def to_markdown(records: list[dict], comparisons: list[dict], args) -> str:
+    rows = []
+    for r in records:
+        rows.append({
+            "seq_len": r["seq_len"], "method": r["contender"], "median": r["median_s"],
+            "iqr": f"{r['q1_s']:.3g}–{r['q3_s']:.3g}", "samples_per_s": r["samples_per_s"],
+            "trainable": r["trainable_params"], "state": r["optimizer_state_bytes"] / bench.MB,
+            "state_pct": 100 * r["optimizer_state_vs_full"], "peak": r["step_peak_mb"],
+            "total": r["peak_total_mb"],
+        })
+    kind = records[0]["memory_kind"]
+    table = markdown_table(rows, {
+        "seq_len": "seq", "method": "method", "median": "step s (median)", "iqr": "IQR s",
+        "samples_per_s": "samples/s", "trainable": "trainable params",
+        "state": "AdamW state MB", "state_pct": "state % of full",
+        "peak": f"step peak MB ({kind})", "total": "weights + peak MB",
+    })
+    pair_rows = []
+    for c in comparisons:
+        if c.get("measure"):
+            pair_rows.append({
+                "seq_len": c["seq_len"], "pair": f"{c['a']} / {c['b']} optimizer state",
+                "ratio": f"{100 * c['ratio']:.2f}% (A and B alone: "
+                         f"{100 * c['lora_only_ratio']:.2f}%)",
+                "target": "≤ 1%", "verdict": c["verdict"],
+            })
+            continue
+        pair_rows.append({
+            "seq_len": c["seq_len"], "pair": f"{c['a']} / {c['b']} step time",
+            "ratio": ratio_text(c),
+            "target": (c["target"] or "").replace("<=", "≤"), "verdict": c.get("verdict", ""),
+            "work": _work_text(c),
+        })
+    pairs = markdown_table(pair_rows, {"seq_len": "seq", "pair": "pair",
+                                       "ratio": "ratio [per-round IQR]", "target": "target",
+                                       "verdict": "holds?", "work": "same work?"})
+    return (
+        f"### Training step, batch {args.batch} (median of {args.repeats} interleaved repeats)\n\n"
+        f"{table}\n\n### Ratios\n\n{pairs}\n\n"
+        "Step peak MB: the most memory that tensors created during a method's first training "
+        "step held at once (activations, gradients and the AdamW state that step creates), above "
+        "the model's weights; `cpu-tensors` counts tensor storages exactly, `cuda-allocated` is "
+        "`torch.cuda.max_memory_allocated`. AdamW state: `exp_avg` + `exp_avg_sq`. The LoRA "
+        "methods also train DistilBERT's head (`pre_classifier` 768×768 + `classifier`) fully, "
+        "as the notebooks do. \"same work?\": torch.profiler saw one lorakit LoRA step (on a "
+        "2 × 32 batch) run the same computing torch operations as PEFT's, as many times, with "
+        f"the same GFLOP (views and same-dtype `.to()` aside). {RATIO_NOTE}\n"
+    )
+
+
+def _work_text(c: dict) -> str:
+    if "same_ops" not in c:
+        return ""
+    same = c["same_ops"] and c["gflop_a"] == c["gflop_b"]
+    return (f"{'yes' if same else 'no'}: {c['gflop_a']:.3g} vs {c['gflop_b']:.3g} GFLOP "
+            f"per {c['profiled_batch']} step")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The benchmark scripts run and write what they promise; how fast anything is, is never tested.
+
+Each script runs in ``--quick`` mode (tiny shapes) with the fewest repeats it accepts, into a
+temporary results directory, and must write JSON with the machine, the settings, one record per
+contender and the per-pair ratios, and a Markdown table.
+"""
+
+import argparse
+import importlib
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from lorakit import LoRALinear
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+# One thread: tiny tensors gain nothing from more, and on a busy machine every parallel op would
+# wait for a descheduled thread. The fixture gives the session its thread count back.
+QUICK = ["--quick", "--repeats", "5", "--warmup", "1", "--device", "cpu", "--threads", "1"]
+VERDICTS = {"yes", "within spread", "no"}
+SCRIPTS = ("common", "layer", "train_step", "inference", "notebooks")
+
+
+@pytest.fixture
+def scripts(monkeypatch):
+    """The benchmarks/ directory importable, as it is when a script runs (``from common ...``)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    threads = torch.get_num_threads()
+    yield {name: importlib.import_module(name) for name in SCRIPTS}
+    torch.set_num_threads(threads)
+
+
+def written(results_dir: Path, name: str) -> tuple[dict, str]:
+    payload = json.loads((results_dir / f"{name}.json").read_text())
+    markdown = (results_dir / f"{name}.md").read_text()
+    assert payload["benchmark"] == name
+    assert payload["command"].startswith(f".venv/bin/python benchmarks/{name}.py")
+    machine = payload["machine"]
+    assert {"cpu", "cpu_cores", "gpu", "device", "precision", "date"} <= set(machine)
+    assert {"torch", "transformers", "peft"} <= set(machine["versions"])
+    assert machine["device"] == "cpu" and machine["precision"] == "fp32"
+    assert machine["cpu"] in markdown and machine["versions"]["peft"] in markdown
+    assert "\n|---|" in markdown  # a Markdown table
+    return payload, markdown
+
+
+def check_timing_records(records: list[dict], contenders: set[str], repeats: int = 5) -> None:
+    assert {r["contender"] for r in records} == contenders
+    for r in records:
+        assert r["repeats"] == repeats
+        assert 0 < r["min_s"] <= r["q1_s"] <= r["median_s"] <= r["q3_s"] <= r["max_s"]
+
+
+def check_comparison(c: dict, rounds: int = 5) -> None:
+    assert c["ratio_min"] <= c["ratio_q1"] <= c["ratio"] <= c["ratio_q3"] <= c["ratio_max"]
+    assert c["ratio_of_medians"] > 0 and c["rounds"] == rounds
+    if c.get("target"):
+        assert c["verdict"] in VERDICTS
+
+
+def test_layer_benchmark_writes_json_and_markdown(scripts, tmp_path):
+    results = scripts["layer"].main([*QUICK, "--results-dir", str(tmp_path)])
+    payload, markdown = written(tmp_path, "layer")
+    assert payload["records"] == results["records"]
+    layer_records = [r for r in payload["records"] if r["kind"] == "forward+backward"]
+    check_timing_records(layer_records, {"lorakit", "peft", "frozen", "trainable"})
+    check_timing_records([r for r in payload["records"] if r["kind"] == "inference"],
+                         {"base", "lorakit merged", "lorakit unmerged", "base again"}, repeats=41)
+    assert {r["dropout"] for r in layer_records} == {0.0, 0.1}
+    for c in payload["comparisons"]:
+        check_comparison(c, rounds=5 if c["kind"] == "forward+backward" else 41)
+    targeted = {(c["kind"], c["a"], c["b"]) for c in payload["comparisons"] if c["target"]}
+    assert targeted == {("forward+backward", "lorakit", "peft"),
+                        ("inference", "lorakit merged", "base")}
+    vs_peft = [c for c in payload["comparisons"] if c["b"] == "peft" and c["a"] == "lorakit"]
+    assert all(c["same_ops"] and c["gflop_a"] == c["gflop_b"] > 0 for c in vs_peft)
+    assert "aten::mm" in vs_peft[0]["ops_a"]
+    assert set(payload["targets"].values()) <= VERDICTS
+    assert "lorakit / PEFT [IQR]" in markdown and "base again / base [IQR]" in markdown
+
+
+def test_peft_layer_computes_what_lorakit_computes(scripts):
+    layer = scripts["layer"]
+    generator = torch.Generator().manual_seed(0)
+    ours = LoRALinear(torch.nn.Linear(6, 4), r=2, alpha=4)
+    layer.randomize_B(ours, generator)
+    theirs = layer.peft_linear(ours.base, ours)
+    x = torch.randn(3, 6, generator=generator)
+    torch.testing.assert_close(theirs(x), ours(x))
+
+
+def test_train_step_benchmark_writes_json_and_markdown(scripts, tmp_path):
+    scripts["train_step"].main([*QUICK, "--results-dir", str(tmp_path)])
+    payload, markdown = written(tmp_path, "train_step")
+    records = {r["contender"]: r for r in payload["records"]}
+    check_timing_records(payload["records"], {"head", "lora", "peft", "full"})
+    trainable = {m: r["trainable_params"] for m, r in records.items()}
+    assert trainable["lora"] == trainable["peft"]
+    assert trainable["head"] < trainable["lora"] < trainable["full"] == records["full"][
+        "total_params"]
+    for r in records.values():
+        assert r["optimizer_state_bytes"] == 2 * 4 * r["trainable_params"]  # AdamW, fp32
+        assert r["step_peak_mb"] > 0 and r["memory_kind"] == "cpu-tensors"
+        assert r["samples_per_s"] == pytest.approx(r["batch"] / r["median_s"])
+    assert records["head"]["optimizer_state_lora_bytes"] == 0
+    assert records["lora"]["optimizer_state_lora_bytes"] > 0
+    timing = [c for c in payload["comparisons"] if "measure" not in c]
+    for c in timing:
+        check_comparison(c)
+    assert {(c["a"], c["b"]) for c in timing if c["target"]} == {("lora", "peft"),
+                                                                  ("lora", "full")}
+    (vs_peft,) = [c for c in timing if c["b"] == "peft"]
+    assert vs_peft["same_ops"] and vs_peft["gflop_a"] == vs_peft["gflop_b"] > 0
+    (state,) = [c for c in payload["comparisons"] if c.get("measure")]
+    assert state["ratio"] == pytest.approx(
+        records["lora"]["optimizer_state_bytes"] / records["full"]["optimizer_state_bytes"])
+    assert set(payload["targets"]) == {"lora_vs_peft_at_most_1", "lora_vs_full_at_most_0.8",
+                                       "lora_optimizer_state_at_most_1pct_of_full"}
+    assert "samples/s" in markdown and "lora / full optimizer state" in markdown
+
+
+def test_inference_benchmark_writes_json_and_markdown(scripts, tmp_path):
+    scripts["inference"].main([*QUICK, "--results-dir", str(tmp_path)])
+    payload, markdown = written(tmp_path, "inference")
+    check_timing_records([r for r in payload["records"] if r["batch"] == 1],
+                         {"base", "lorakit merged", "lorakit unmerged", "peft unmerged",
+                          "base again"})
+    for c in payload["comparisons"]:
+        check_comparison(c)
+    for gaps in payload["agreement"]:  # the models compared compute the same function
+        assert gaps["merged_vs_unmerged"] < 1e-4
+        assert gaps["lorakit_vs_peft_unmerged"] < 1e-4
+        assert gaps["merged_vs_base"] > 0  # the adapter is not zero
+    assert set(payload["targets"].values()) <= VERDICTS
+    assert "≤ 1.01?" in markdown
+
+
+def test_notebooks_benchmark_times_each_notebook_and_the_test_command(scripts, tmp_path,
+                                                                      monkeypatch):
+    notebooks = scripts["notebooks"]
+    # A fast stand-in for `pytest --nbmake NB` (a kernel start takes seconds): same bookkeeping.
+    monkeypatch.setattr(notebooks, "nbmake_command",
+                        lambda nb: [sys.executable, "-c", f"assert {'bad' not in nb.name}"])
+    good, bad = tmp_path / "01_good.ipynb", tmp_path / "02_bad.ipynb"
+    results = notebooks.main(["--notebooks", str(good), str(bad), "--with-test-command",
+                              "--test-command", "true", "--results-dir", str(tmp_path / "out")])
+    payload, markdown = written(tmp_path / "out", "notebooks")
+    assert [r["notebook"] for r in payload["records"]] == ["01_good.ipynb", "02_bad.ipynb"]
+    assert [r["passed"] for r in payload["records"]] == [True, False]
+    assert all(r["median_s"] > 0 and r["runs"] == 1 for r in payload["records"])
+    assert payload["test_command"]["command"] == "true" and payload["test_command"]["passed"]
+    assert payload["targets"] == {"test_command_under_10_min": "yes"}
+    assert notebooks.failures(results) == ["02_bad.ipynb"]
+    assert "01_good.ipynb" in markdown and "under 10 min?" in markdown
+
+
+def test_fewer_than_five_repeats_are_refused(scripts, capsys):
+    for name in ("layer", "train_step", "inference"):
+        with pytest.raises(SystemExit):
+            scripts[name].main(["--quick", "--repeats", "4"])
+        assert "below the minimum of 5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", SCRIPTS[1:])
+def test_each_script_runs_as_a_command(scripts, name, monkeypatch, capsys):
+    # As `.venv/bin/python benchmarks/NAME.py --help` runs it, in this process (imports cached).
+    monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / f"{name}.py"), "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(BENCHMARKS / f"{name}.py"), run_name="__main__")
+    assert exited.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith(f"usage: benchmarks/{name}.py")
+    assert "--results-dir" in usage and "--quick" in usage and "--repeats" in usage
+
+
+def test_contenders_are_interleaved_forward_and_reversed_after_warmup(scripts):
+    calls = []
+    contenders = {name: (lambda name=name: calls.append(name)) for name in "ABC"}
+    settings = argparse.Namespace(repeats=5, warmup=2)
+    samples = scripts["common"].time_contenders(contenders, settings)
+    assert "".join(calls) == "ABC" * 2 + "ABC" + "CBA" + "ABC" + "CBA" + "ABC"
+    assert samples["round"].tolist() == [r for r in range(5) for _ in "ABC"]
+    assert samples["contender"].tolist() == list("ABC") * 5  # rows in the caller's order
+    records = scripts["common"].contender_records(samples, shape="x")
+    assert [(r["contender"], r["shape"], r["repeats"]) for r in records] == [
+        ("A", "x", 5), ("B", "x", 5), ("C", "x", 5)]
+
+
+def test_pair_ratio_pairs_the_rounds(scripts):
+    # B is twice as slow as A in every round, while the machine slows down 10x in round 2.
+    a, b = [1.0, 1.0, 10.0, 1.0, 1.0], [2.0, 2.0, 20.0, 2.0, 2.0]
+    samples = pd.DataFrame({"round": [i for i in range(5) for _ in "AB"],
+                            "contender": list("AB") * 5,
+                            "seconds": [t for pair in zip(a, b, strict=True) for t in pair]})
+    ratio = scripts["common"].pair_ratio(samples, "A", "B")
+    assert ratio["ratio"] == ratio["ratio_min"] == ratio["ratio_max"] == 0.5
+    assert ratio["ratio_of_medians"] == 0.5 and ratio["rounds"] == 5
+    verdict = scripts["common"].verdict_at_most
+    assert [verdict(0.99, 0.9, 1.0), verdict(1.02, 0.98, 1.0), verdict(1.05, 1.02, 1.0)] == [
+        "yes", "within spread", "no"]
