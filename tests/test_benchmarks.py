@@ -70,10 +70,12 @@ def test_layer_benchmark_writes_json_and_markdown(scripts, tmp_path):
     layer_records = [r for r in payload["records"] if r["kind"] == "forward+backward"]
     check_timing_records(layer_records, {"lorakit", "peft", "frozen", "trainable"})
     check_timing_records([r for r in payload["records"] if r["kind"] == "inference"],
-                         {"base", "lorakit merged", "lorakit unmerged", "base again"}, repeats=41)
+                         {"base", "lorakit merged", "base again"}, repeats=41)
+    check_timing_records([r for r in payload["records"] if r["kind"] == "inference, unmerged"],
+                         {"base", "lorakit unmerged"})
     assert {r["dropout"] for r in layer_records} == {0.0, 0.1}
     for c in payload["comparisons"]:
-        check_comparison(c, rounds=5 if c["kind"] == "forward+backward" else 41)
+        check_comparison(c, rounds=41 if c["kind"] == "inference" else 5)
     targeted = {(c["kind"], c["a"], c["b"]) for c in payload["comparisons"] if c["target"]}
     assert targeted == {("forward+backward", "lorakit", "peft"),
                         ("inference", "lorakit merged", "base")}
