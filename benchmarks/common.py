@@ -86,6 +86,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
         parser.error("--device cuda, but torch sees no CUDA device here; use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.machine = machine_info(args.device)  # as the run starts: its date and load average
     return args
 
 
@@ -367,12 +368,12 @@ def write_results(
     and everything in ``results`` (records, comparisons, targets). The Markdown file starts with
     a heading, the command and the machine, then ``markdown``.
     """
-    machine = dict(machine or machine_info(args.device))
+    machine = dict(machine or getattr(args, "machine", None) or machine_info(args.device))
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     command = args.command
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                if k != "command"}
+                if k not in ("command", "machine")}
     payload = {"benchmark": name, "command": command, "settings": settings, "machine": machine,
                **results}
     json_path = results_dir / f"{name}.json"

@@ -2,7 +2,7 @@
 
 Each notebook runs as CI runs it, in its own process::
 
-    LORAKIT_PROFILE=smoke HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \\
+    LORAKIT_PROFILE=smoke HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1 \\
         .venv/bin/python -m pytest --nbmake notebooks/NN_name.ipynb
 
 and its wall-clock seconds are recorded (kernel start included). With ``--with-test-command``
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -31,7 +32,10 @@ from common import REPO_ROOT, make_parser, markdown_table, parse_args, write_res
 NAME = "notebooks"
 EXPECTED = ("01", "02", "03", "04", "05", "06")  # the series in DESIGN.md
 TEST_COMMAND_LIMIT_S = 600.0  # the README's test command under 10 minutes
-SMOKE_ENV = {"LORAKIT_PROFILE": "smoke", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+# What `make test` sets (the Makefile's OFFLINE): smoke profile, no Hub, one OpenMP thread.
+SMOKE_ENV = {"LORAKIT_PROFILE": "smoke", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+             "OMP_NUM_THREADS": "1"}
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def series_notebooks() -> list[Path]:
@@ -63,7 +67,7 @@ def timed(command: Sequence[str] | str, timeout: float, shell: bool = False) -> 
         returncode, output = None, f"timed out after {timeout:g} s: {expired}"
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "returncode": returncode, "passed": returncode == 0,
-            "output_tail": "" if returncode == 0 else output[-2000:]}
+            "output_tail": "" if returncode == 0 else ANSI_ESCAPE.sub("", output)[-3000:]}
 
 
 def nbmake_command(notebook: Path) -> list[str]:
