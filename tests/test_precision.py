@@ -1,0 +1,82 @@
+"""Mixed precision: the matrix products run in 16 bits, the weights that train stay fp32.
+
+A T4 trains in fp16 (``Trainer(fp16=True)``: autocast plus a gradient scaler), an A100 in bf16.
+Neither is on this machine, so the Trainer path is tested through CPU bf16 autocast, which
+accelerate supports, and the T4's fp16 recipe through the same steps by hand on CPU. The last
+test runs the real thing where CUDA is present.
+"""
+
+import pytest
+import torch
+
+import lorakit.train
+from lorakit.lora import LoRALinear
+from lorakit.models import prepare_model
+from lorakit.train import run
+
+FAST = {"profile": "smoke", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
+HEAD = ("pre_classifier", "classifier")
+
+
+def record_output_dtypes(model: torch.nn.Module, dtypes: set) -> None:
+    """Add the dtype of every LoRA layer's and head layer's output to ``dtypes`` as it runs."""
+    for name, module in model.named_modules():
+        if isinstance(module, LoRALinear) or name.rsplit(".", 1)[-1] in HEAD:
+            module.register_forward_hook(lambda _m, _in, out: dtypes.add(out.dtype))
+
+
+def trainable_dtypes(model: torch.nn.Module) -> dict[str, torch.dtype]:
+    return {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("method", ["lora", "peft", "head"])
+def test_trainer_mixed_precision_keeps_trainable_weights_fp32(method, tmp_path, monkeypatch):
+    output_dtypes = set()
+
+    def prepare_and_watch(model, *args, **kwargs):
+        prepared = prepare_model(model, *args, **kwargs)
+        record_output_dtypes(prepared, output_dtypes)
+        return prepared
+
+    monkeypatch.setattr(lorakit.train, "current_precision", lambda: "bf16")
+    monkeypatch.setattr(lorakit.train, "prepare_model", prepare_and_watch)
+    result = run("emotion", method, r=4, alpha=8, output_dir=tmp_path, **FAST)
+
+    assert result.config["precision"] == "bf16"
+    assert torch.bfloat16 in output_dtypes, "the layers ran outside autocast: not mixed precision"
+    dtypes = trainable_dtypes(result.model)
+    assert dtypes and set(dtypes.values()) == {torch.float32}, dtypes
+    assert any("classifier" in name for name in dtypes), "the head trains too"
+
+
+def test_fp16_autocast_step_keeps_lora_and_head_fp32(base_model, batch):
+    """What ``Trainer(fp16=True)`` does on a T4, step by step: fp16 autocast and a GradScaler."""
+    model = prepare_model(base_model, "lora", r=4, alpha=8).train()
+    output_dtypes = set()
+    record_output_dtypes(model, output_dtypes)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu")
+    before = [p.detach().clone() for p in trainable]
+
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss = model(**batch, labels=torch.tensor([0, 1, 2, 0])).loss
+    scaler.scale(loss).backward()
+    grad_dtypes = {p.grad.dtype for p in trainable}
+    scaler.step(optimizer)
+    scaler.update()
+
+    assert output_dtypes == {torch.float16}
+    assert grad_dtypes == {torch.float32}
+    assert set(trainable_dtypes(model).values()) == {torch.float32}
+    changed = [not torch.equal(b, p) for b, p in zip(before, trainable, strict=True)]
+    assert any(changed), "the step changed nothing"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_smoke_run_on_cuda_in_its_mixed_precision(tmp_path):
+    result = run("emotion", "lora", output_dir=tmp_path, **FAST)
+    capability = torch.cuda.get_device_capability()
+    assert result.config["precision"] == ("bf16" if capability[0] >= 8 else "fp16")
+    assert set(trainable_dtypes(result.model).values()) == {torch.float32}
+    assert torch.isfinite(torch.tensor(result.metrics["test_loss"])), result.metrics
