@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from lorakit.cli import main
+from lorakit.cli import main, use_one_thread_for_smoke
 from lorakit.models import load_base
 
 TINY = ["--profile", "smoke", "--epochs", "1", "--max-train", "32", "--max-eval", "16",
@@ -110,3 +111,28 @@ def test_torchrun_two_processes_write_one_run(tmp_path):
     assert [p.name for p in runs] == ["lora-r8-a16-seed0"]
     config = json.loads((runs[0] / "config.json").read_text())
     assert config["world_size"] == 2
+
+
+@pytest.fixture
+def torch_threads():
+    """Two torch threads during the test, torch's own setting after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "profile, omp_setting, expected",
+    [("smoke", None, 1), ("quick", None, 2), ("full", None, 2), ("smoke", "2", 2),
+     ("no-such-profile", None, 2), (None, None, 1)],
+)
+def test_smoke_runs_on_one_thread_unless_omp_says(torch_threads, monkeypatch, profile,
+                                                  omp_setting, expected):
+    if omp_setting is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp_setting)
+    monkeypatch.setenv("LORAKIT_PROFILE", "smoke")  # what a profile of None resolves to
+    use_one_thread_for_smoke(profile)
+    assert torch.get_num_threads() == expected
