@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import copy
 import gc
+import statistics
 import sys
+import time
 from collections.abc import Sequence
 
 import torch
@@ -40,6 +42,7 @@ from common import (
     parse_args,
     peak_memory,
     ratio_text,
+    synchronize,
     verdict_at_most,
     work,
     write_results,
@@ -52,6 +55,7 @@ from lorakit.models import DEFAULT_TARGETS, prepare_model
 
 NAME = "train_step"
 METHODS = ("head", "lora", "peft", "full")
+PHASES = ("forward", "backward", "optimizer")
 RANK, ALPHA = 8, 16
 LORA_VS_FULL_LIMIT = 0.80  # a LoRA step at most 0.8 × the full fine-tuning step
 OPTIMIZER_STATE_LIMIT = 0.01  # LoRA's optimizer state at most 1% of full fine-tuning's
@@ -59,22 +63,47 @@ QUICK_CONFIG = dict(vocab_size=100, dim=32, hidden_dim=64, n_layers=2, n_heads=2
                     max_position_embeddings=64)
 
 
-def make_step(model, batch, optimizer, device: str):
-    """One optimisation step; on CUDA in fp16 autocast with a gradient scaler, like Trainer."""
-    if device != "cuda":
-        return bench.training_step(model, batch, optimizer)
-    scaler = torch.amp.GradScaler("cuda")
+class PhasedStep:
+    """One optimisation step as a callable, which also keeps how long each phase of it took.
 
-    def step() -> torch.Tensor:
-        with autocast(device):
-            loss = model(**batch).loss
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+    The phases: ``forward`` (to the loss), ``backward``, ``optimizer`` (AdamW's step and
+    zero_grad). On CUDA the step runs in fp16 autocast with a gradient scaler, as
+    ``Trainer(fp16=True)`` does, and synchronises after each phase. ``seconds`` holds one
+    ``(forward, backward, optimizer)`` triple per call.
+    """
+
+    def __init__(self, model, batch, optimizer, device: str):
+        self.model, self.batch, self.optimizer, self.device = model, batch, optimizer, device
+        self.scaler = torch.amp.GradScaler("cuda") if device == "cuda" else None
+        self.seconds: list[tuple[float, float, float]] = []
+
+    def __call__(self) -> torch.Tensor:
+        started = time.perf_counter()
+        with autocast(self.device):
+            loss = self.model(**self.batch).loss
+        forward_done = self._clock()
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        backward_done = self._clock()
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        done = self._clock()
+        self.seconds.append((forward_done - started, backward_done - forward_done,
+                             done - backward_done))
         return loss.detach()
 
-    return step
+    def _clock(self) -> float:
+        synchronize(self.device)
+        return time.perf_counter()
+
+    def phase_medians(self, last: int) -> dict[str, float]:
+        """Median seconds per phase over the ``last`` calls (the timed ones)."""
+        timed = self.seconds[-last:]
+        return {f"{phase}_s": statistics.median(t[i] for t in timed)
+                for i, phase in enumerate(PHASES)}
 
 
 def tensor_bytes(model: torch.nn.Module) -> int:
@@ -113,7 +142,7 @@ def run_seq_len(base, seq_len: int, args, generator) -> tuple[list[dict], list[d
         model = model.to(device).train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-4)
-        steps[method] = make_step(model, batch, optimizer, device)
+        steps[method] = PhasedStep(model, batch, optimizer, device)
         models[method], optimizers[method] = model, optimizer
         print(f"{NAME}: seq {seq_len}, {method}: first step (peak memory)", file=sys.stderr,
               flush=True)
@@ -134,6 +163,7 @@ def run_seq_len(base, seq_len: int, args, generator) -> tuple[list[dict], list[d
     records = contender_records(samples, **labels)
     for record in records:
         record.update(facts[record["contender"]])
+        record.update(steps[record["contender"]].phase_medians(args.repeats))
         record["samples_per_s"] = batch_size / record["median_s"]
     full_state = facts["full"]["optimizer_state_bytes"]
     for record in records:
@@ -167,7 +197,7 @@ def same_work(models: dict, optimizers: dict, config, device: str, generator) ->
     """
     small = random_batch(config, 2, 32, device, generator)
     (ops_a, all_a, gflop_a), (ops_b, all_b, gflop_b) = (
-        work(make_step(models[m], small, optimizers[m], device)) for m in ("lora", "peft"))
+        work(PhasedStep(models[m], small, optimizers[m], device)) for m in ("lora", "peft"))
     return {"same_ops": ops_a == ops_b, "gflop_a": gflop_a, "gflop_b": gflop_b,
             "profiled_batch": "2 × 32",
             "all_ops_difference": {name: all_a[name] - all_b[name]
@@ -266,8 +296,37 @@ def to_markdown(records: list[dict], comparisons: list[dict], args) -> str:
         "methods also train DistilBERT's head (`pre_classifier` 768×768 + `classifier`) fully, "
         "as the notebooks do. \"same work?\": torch.profiler saw one lorakit LoRA step (on a "
         "2 × 32 batch) run the same computing torch operations as PEFT's, as many times, with "
-        f"the same GFLOP (views and same-dtype `.to()` aside). {RATIO_NOTE}\n"
+        f"the same GFLOP (views and same-dtype `.to()` aside). {RATIO_NOTE}\n\n"
+        f"### Where a step's time goes\n\n{phase_table(records)}\n\n{PHASE_NOTE}\n"
     )
+
+
+PHASE_NOTE = (
+    "Medians of the same timed steps, by phase. LoRA's forward pass does what full "
+    "fine-tuning's does, plus the small A and B products. Its backward pass still carries the "
+    "gradient through every layer, attention included, down to the first layer's LoRA "
+    "matrices; what it skips is the weight gradient of each frozen matrix (one of the three "
+    "matrix products per linear layer) and the embeddings' gradient. Its optimizer step updates "
+    "only the trainable parameters counted above. What LoRA cannot shorten is the forward "
+    "pass and, in the backward pass, the attention scores, softmax and dropout; the attention "
+    "work grows with the square of the sequence length, so LoRA's saving shrinks as sequences "
+    "get longer."
+)
+
+
+def phase_table(records: list[dict]) -> str:
+    """Seconds per phase by method, and each phase as a fraction of full fine-tuning's."""
+    full = {r["seq_len"]: r for r in records if r["contender"] == "full"}
+    rows = [{
+        "seq_len": r["seq_len"], "method": r["contender"],
+        **{p: r[f"{p}_s"] for p in PHASES},
+        **{f"{p}_vs_full": r[f"{p}_s"] / full[r["seq_len"]][f"{p}_s"] for p in PHASES},
+    } for r in records]
+    return markdown_table(rows, {
+        "seq_len": "seq", "method": "method",
+        **{p: f"{p} s" for p in PHASES},
+        **{f"{p}_vs_full": f"{p} / full's" for p in PHASES},
+    })
 
 
 def _work_text(c: dict) -> str:

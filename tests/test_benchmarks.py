@@ -109,6 +109,8 @@ def test_train_step_benchmark_writes_json_and_markdown(scripts, tmp_path):
         assert r["optimizer_state_bytes"] == 2 * 4 * r["trainable_params"]  # AdamW, fp32
         assert r["step_peak_mb"] > 0 and r["memory_kind"] == "cpu-tensors"
         assert r["samples_per_s"] == pytest.approx(r["batch"] / r["median_s"])
+        assert all(r[f"{phase}_s"] > 0 for phase in ("forward", "backward", "optimizer"))
+    assert "### Where a step's time goes" in markdown
     assert records["head"]["optimizer_state_lora_bytes"] == 0
     assert records["lora"]["optimizer_state_lora_bytes"] > 0
     timing = [c for c in payload["comparisons"] if "measure" not in c]
@@ -205,3 +207,23 @@ def test_pair_ratio_pairs_the_rounds(scripts):
     verdict = scripts["common"].verdict_at_most
     assert [verdict(0.99, 0.9, 1.0), verdict(1.02, 0.98, 1.0), verdict(1.05, 1.02, 1.0)] == [
         "yes", "within spread", "no"]
+
+
+def test_phased_step_trains_and_times_each_call(scripts):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    batch = {"input": torch.randn(8, 4)}
+
+    class WithLoss(torch.nn.Module):  # a model whose output has .loss, like Hugging Face's
+        def forward(self, input):
+            return type("Output", (), {"loss": model(input).square().mean()})
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = scripts["train_step"].PhasedStep(WithLoss(), batch, optimizer, "cpu")
+    losses = [step().item() for _ in range(3)]
+    assert losses[2] < losses[0], "three SGD steps on a convex loss lower it"
+    assert len(step.seconds) == 3 and all(len(t) == 3 for t in step.seconds)
+    medians = step.phase_medians(last=2)
+    assert set(medians) == {"forward_s", "backward_s", "optimizer_s"}
+    assert medians["forward_s"] == pytest.approx(sum(t[0] for t in step.seconds[1:]) / 2)
+    assert model.weight.grad is None, "the step zeroes the gradients (set to None)"
