@@ -23,7 +23,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # wait for a descheduled thread. The fixture gives the session its thread count back.
 QUICK = ["--quick", "--repeats", "5", "--warmup", "1", "--device", "cpu", "--threads", "1"]
 VERDICTS = {"yes", "within spread", "no"}
-SCRIPTS = ("common", "layer", "train_step", "inference", "notebooks")
+BENCHMARKS_RUN = ("layer", "train_step", "inference", "notebooks")  # each measures something
+SCRIPTS = ("common", *BENCHMARKS_RUN, "readme")
 
 
 @pytest.fixture
@@ -170,7 +171,7 @@ def test_fewer_than_five_repeats_are_refused(scripts, capsys):
         assert "below the minimum of 5" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", SCRIPTS[1:])
+@pytest.mark.parametrize("name", BENCHMARKS_RUN)
 def test_each_script_runs_as_a_command(scripts, name, monkeypatch, capsys):
     # As `.venv/bin/python benchmarks/NAME.py --help` runs it, in this process (imports cached).
     monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / f"{name}.py"), "--help"])
@@ -227,3 +228,30 @@ def test_phased_step_trains_and_times_each_call(scripts):
     assert set(medians) == {"forward_s", "backward_s", "optimizer_s"}
     assert medians["forward_s"] == pytest.approx(sum(t[0] for t in step.seconds[1:]) / 2)
     assert model.weight.grad is None, "the step zeroes the gradients (set to None)"
+
+
+def test_benchmarks_readme_shows_the_latest_results(scripts):
+    readme = scripts["readme"]
+    text = readme.README.read_text()
+    for name in readme.RESULTS:
+        assert (readme.RESULTS_DIR / f"{name}.md").exists(), f"no results for {name} yet"
+    assert readme.with_latest_results(text, readme.latest_results()) == text, (
+        "benchmarks/README.md is behind benchmarks/results/: run "
+        ".venv/bin/python benchmarks/readme.py")
+
+
+def test_readme_copy_needs_its_markers(scripts):
+    readme = scripts["readme"]
+    marked = f"# B\n{readme.BEGIN}\nold\n{readme.END}\nafter\n"
+    assert readme.with_latest_results(marked, "new") == (
+        f"# B\n{readme.BEGIN}\n\nnew\n\n{readme.END}\nafter\n")
+    with pytest.raises(ValueError, match="needs exactly one"):
+        readme.with_latest_results("# B\nno markers\n", "new")
+
+
+def test_readme_script_help_writes_nothing(scripts, capsys, monkeypatch):
+    monkeypatch.setattr(scripts["readme"], "README", Path("/nonexistent/README.md"))
+    with pytest.raises(SystemExit) as exit_info:
+        scripts["readme"].main(["--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: benchmarks/readme.py")
