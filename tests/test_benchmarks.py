@@ -114,6 +114,8 @@ def test_train_step_benchmark_writes_json_and_markdown(scripts, tmp_path):
     assert "### Where a step's time goes" in markdown
     assert records["head"]["optimizer_state_lora_bytes"] == 0
     assert records["lora"]["optimizer_state_lora_bytes"] > 0
+    assert records["lora"]["optimizer_state_pre_classifier_bytes"] == records["head"][
+        "optimizer_state_pre_classifier_bytes"] > 0
     timing = [c for c in payload["comparisons"] if "measure" not in c]
     for c in timing:
         check_comparison(c)
@@ -124,6 +126,7 @@ def test_train_step_benchmark_writes_json_and_markdown(scripts, tmp_path):
     (state,) = [c for c in payload["comparisons"] if c.get("measure")]
     assert state["ratio"] == pytest.approx(
         records["lora"]["optimizer_state_bytes"] / records["full"]["optimizer_state_bytes"])
+    assert state["lora_only_ratio"] < state["without_pre_classifier_ratio"] < state["ratio"]
     assert set(payload["targets"]) == {"lora_vs_peft_at_most_1", "lora_vs_full_at_most_0.8",
                                        "lora_optimizer_state_at_most_1pct_of_full"}
     assert "samples/s" in markdown and "lora / full optimizer state" in markdown
