@@ -27,6 +27,27 @@ def test_shapes_and_init():
     assert layer.lora_A.requires_grad and layer.lora_B.requires_grad
 
 
+@pytest.mark.parametrize("shape", [(12,), (3, 12), (2, 3, 5, 12)])
+def test_any_leading_shape(shape):
+    layer = make_layer()
+    nn.init.normal_(layer.lora_B)
+    x = torch.randn(shape)
+    expected = layer.base(x) + x @ (layer.lora_B @ layer.lora_A).T * layer.scaling
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_base_in_another_precision_than_the_adapter():
+    """A float64 base with the float32 adapter: the update is computed in the adapter's dtype."""
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(12, 20).double(), r=4, alpha=8)
+    nn.init.normal_(layer.lora_B)
+    x = torch.randn(3, 12, dtype=torch.float64)
+    update = (x.float() @ layer.lora_A.T @ layer.lora_B.T) * layer.scaling
+    out = layer(x)
+    assert out.dtype == torch.float64 and layer.lora_A.dtype == torch.float32
+    torch.testing.assert_close(out, layer.base(x) + update.double(), rtol=1e-6, atol=1e-6)
+
+
 def test_starts_equal_to_base():
     layer = make_layer()
     x = torch.randn(3, 5, 12)
