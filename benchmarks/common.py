@@ -264,6 +264,26 @@ def work(call) -> tuple[Counter, Counter, float]:
     return compute, every, sum(e.flops or 0 for e in events) / 1e9
 
 
+def work_against(call_a, call_b) -> dict:
+    """What two calls compute, side by side: GFLOP of each, and the compute ops they differ in.
+
+    ``ops_difference`` maps an op to A's count minus B's, for the ops whose counts differ.
+    """
+    (ops_a, _, gflop_a), (ops_b, _, gflop_b) = work(call_a), work(call_b)
+    return {"gflop_a": gflop_a, "gflop_b": gflop_b, "same_ops": ops_a == ops_b,
+            "ops_a": dict(sorted(ops_a.items())), "ops_b": dict(sorted(ops_b.items())),
+            "ops_difference": {name: ops_a[name] - ops_b[name] for name in sorted(ops_a | ops_b)
+                               if ops_a[name] != ops_b[name]}}
+
+
+def work_text(comparison: Mapping) -> str:
+    """E.g. ``11 vs 11 GFLOP; add −24, addmm +24, mm −24``: A's work against B's, in words."""
+    ops = ", ".join(f"{name.removeprefix('aten::')} {count:+d}".replace("-", "−")
+                    for name, count in comparison["ops_difference"].items())
+    return (f"{comparison['gflop_a']:.3g} vs {comparison['gflop_b']:.3g} GFLOP; "
+            f"{ops or 'the same ops'}")
+
+
 def contender_records(samples: pd.DataFrame, **labels) -> list[dict]:
     """One record per contender: ``labels``, median, quartiles, min, max and repeats (seconds)."""
     summary = bench.summarize_timings(samples)
