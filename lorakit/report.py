@@ -39,8 +39,11 @@ TEXT_COLUMNS = ("task", "run", "method", "profile", "peak_memory_kind")
 INTEGER_COLUMNS = ("r", "trainable_parameters")
 MEMORY_KINDS = {
     "cuda": "the peak GPU memory allocated by PyTorch (torch.cuda.max_memory_allocated)",
-    "cpu-rss": "the peak resident memory of the whole process (Python, libraries and data "
-    "included), so not comparable with GPU numbers",
+    "cpu-rss-run": "the peak resident memory of the whole process during the run (Python, "
+    "libraries, data and weights included; the peak restarts with each run), so not comparable "
+    "with GPU numbers",
+    "cpu-rss": "the peak resident memory of the whole process since it started (Python, "
+    "libraries and data included), so not comparable with GPU numbers",
 }
 
 

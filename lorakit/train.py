@@ -135,12 +135,45 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def peak_memory_mb() -> tuple[float, str]:
-    """Peak memory in MB: CUDA max allocated since the last reset, else the process's peak RSS."""
+PROC_STATUS = Path("/proc/self/status")
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def reset_peak_memory() -> str:
+    """Start a peak-memory measurement; returns its kind, for ``peak_memory_mb``.
+
+    ``cuda``: PyTorch's peak GPU allocation since this reset. ``cpu-rss-run``: the process's
+    peak resident memory since this reset (Linux: ``VmHWM``, reset by writing 5 to
+    /proc/self/clear_refs). ``cpu-rss``: the process's peak since it started, where no reset
+    is possible.
+    """
     if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20, "cuda"
+        torch.cuda.reset_peak_memory_stats()
+        return "cuda"
+    try:
+        PROC_CLEAR_REFS.write_text("5")
+        _resident_peak_kib()
+    except (OSError, ValueError):
+        return "cpu-rss"
+    return "cpu-rss-run"
+
+
+def peak_memory_mb(kind: str) -> float:
+    """Peak memory in MB of the ``kind`` that ``reset_peak_memory`` returned."""
+    if kind == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    if kind == "cpu-rss-run":
+        return _resident_peak_kib() / 2**10
     scale = 2**20 if sys.platform == "darwin" else 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale, "cpu-rss"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def _resident_peak_kib() -> int:
+    """``VmHWM`` of /proc/self/status: the peak resident set since start or the last reset."""
+    for line in PROC_STATUS.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise ValueError(f"{PROC_STATUS} has no VmHWM line")
 
 
 def _resolve_run_dir(output_dir, task, run_name, resume, overwrite) -> tuple[Path, Path]:
@@ -243,8 +276,7 @@ def run(
         compute_metrics=trainer_compute_metrics,
         processing_class=tokenizer,
     )
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    memory_kind = reset_peak_memory()
     train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
     checkpoint = None
     if resume and Path(args.output_dir).is_dir():
@@ -252,7 +284,7 @@ def run(
     if settings.epochs > 0:
         train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
     test_output = _predict_in_order(trainer, tokenized["test"])
-    memory, memory_kind = peak_memory_mb()
+    memory = peak_memory_mb(memory_kind)
 
     names = data["train"].features["label"].names
     table = prediction_table(data["test"]["text"], data["test"]["label"], test_output.predictions,

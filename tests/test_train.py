@@ -12,7 +12,15 @@ from transformers import set_seed
 
 from lorakit.lora import load_peft_adapter
 from lorakit.models import load_base
-from lorakit.train import choose_precision, default_run_name, predict_logits, run
+from lorakit.train import (
+    PROC_CLEAR_REFS,
+    choose_precision,
+    default_run_name,
+    peak_memory_mb,
+    predict_logits,
+    reset_peak_memory,
+    run,
+)
 
 RUN_FILES = {"config.json", "metrics.json", "log_history.csv", "predictions.csv"}
 FAST = {"profile": "smoke", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
@@ -144,3 +152,22 @@ def test_precision_follows_the_hardware(device, capability, expected):
 def test_run_names():
     assert default_run_name("lora", 8, 16, 0) == "lora-r8-a16-seed0"
     assert default_run_name("full", 8, 16, 3) == "full-seed3"
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or not PROC_CLEAR_REFS.exists(),
+                    reason="the per-run CPU peak needs Linux's /proc/self/clear_refs and no CUDA")
+def test_cpu_peak_memory_restarts_with_each_run():
+    kind = reset_peak_memory()
+    assert kind == "cpu-rss-run"
+    before = peak_memory_mb(kind)
+    block = np.ones(200 * 2**20 // 8)  # 200 MB, every page written
+    during = peak_memory_mb(kind)
+    del block
+    assert during > before + 190
+    assert reset_peak_memory() == kind and peak_memory_mb(kind) < during - 150
+
+
+def test_runs_record_the_per_run_peak_here(runs):
+    expected = "cuda" if torch.cuda.is_available() else (
+        "cpu-rss-run" if PROC_CLEAR_REFS.exists() else "cpu-rss")
+    assert {r.metrics["peak_memory_kind"] for r in runs.values()} == {expected}
