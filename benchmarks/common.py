@@ -250,18 +250,16 @@ NO_WORK = frozenset(f"aten::{name}" for name in (
 ))
 
 
-def work(call) -> tuple[Counter, Counter, float]:
-    """What one call computes, from torch.profiler: compute ops (name → count), all ops, GFLOP.
+def work(call) -> tuple[Counter, float]:
+    """What one call computes, from torch.profiler: compute ops (name → count) and GFLOP.
 
-    A count that does not depend on how busy the machine is: two layers that run the same
-    compute operations on the same shapes do the same work, whatever their timings say.
+    A count that does not depend on how busy the machine is, unlike a timing.
     """
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         call()
     events = [e for e in prof.events() if e.name.startswith("aten::")]
-    every = Counter(e.name for e in events)
-    compute = Counter({name: n for name, n in every.items() if name not in NO_WORK})
-    return compute, every, sum(e.flops or 0 for e in events) / 1e9
+    compute = Counter(e.name for e in events if e.name not in NO_WORK)
+    return compute, sum(e.flops or 0 for e in events) / 1e9
 
 
 def work_against(call_a, call_b) -> dict:
@@ -269,7 +267,7 @@ def work_against(call_a, call_b) -> dict:
 
     ``ops_difference`` maps an op to A's count minus B's, for the ops whose counts differ.
     """
-    (ops_a, _, gflop_a), (ops_b, _, gflop_b) = work(call_a), work(call_b)
+    (ops_a, gflop_a), (ops_b, gflop_b) = work(call_a), work(call_b)
     return {"gflop_a": gflop_a, "gflop_b": gflop_b, "same_ops": ops_a == ops_b,
             "ops_a": dict(sorted(ops_a.items())), "ops_b": dict(sorted(ops_b.items())),
             "ops_difference": {name: ops_a[name] - ops_b[name] for name in sorted(ops_a | ops_b)

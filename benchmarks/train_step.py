@@ -184,7 +184,7 @@ def run_seq_len(base, seq_len: int, args, generator) -> tuple[list[dict], list[d
         if limit is not None:
             c["verdict"] = verdict_at_most(c["ratio"], c["ratio_q1"], limit)
         comparisons.append(c)
-    comparisons[0].update(same_work(models, optimizers, base.config, device, generator))
+    comparisons[0].update(work_against_peft(models, optimizers, base.config, device, generator))
     state_ratio = facts["lora"]["optimizer_state_bytes"] / full_state
     comparisons.append({
         **labels, "a": "lora", "b": "full", "measure": "optimizer state bytes",
@@ -200,7 +200,7 @@ def run_seq_len(base, seq_len: int, args, generator) -> tuple[list[dict], list[d
     return records, comparisons
 
 
-def same_work(models: dict, optimizers: dict, config, device: str, generator) -> dict:
+def work_against_peft(models: dict, optimizers: dict, config, device: str, generator) -> dict:
     """What lorakit's LoRA step computes against PEFT's: torch ops and FLOPs, profiled.
 
     Profiled on a small batch (2 × 32; the operations do not depend on the batch's size), after
