@@ -49,7 +49,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="run size; default: $LORAKIT_PROFILE, else full on CUDA, else quick")
     parser.add_argument("--targets", type=_csv(str), default=["q_lin", "v_lin", "lin1", "lin2"],
                         help="LoRA target module names, comma-separated (default: %(default)s)")
-    parser.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="LoRA dropout on the input of A (default 0, as in PEFT)")
     parser.add_argument("--rslora", action="store_true", help="scale by alpha/sqrt(r)")
     parser.add_argument("--epochs", type=float, help="override the profile's epochs")
     parser.add_argument("--lr", type=float, help="override the profile's learning rate")

@@ -198,7 +198,7 @@ def run(
     r: int = 8,
     alpha: float = 16,
     targets=DEFAULT_TARGETS,
-    dropout: float = 0.05,
+    dropout: float = 0.0,
     rslora: bool = False,
     epochs: float | None = None,
     lr: float | None = None,
