@@ -2,7 +2,7 @@
 
 Examples::
 
-    lorakit train --task emotion --method lora --rank 8 --alpha 16 --profile smoke
+    lorakit train --task emotion --method lora --rank 8 --alpha 16 --profile offline
     lorakit train --task imdb --method lora --train-file train.csv --test-file test.csv \\
         --text-column review --label-column sentiment --model ./my-distilbert
     lorakit sweep --task emotion --ranks 1,4,8,16 --alpha-ratios 1,2
@@ -149,20 +149,20 @@ def _command_report(args) -> None:
 COMMANDS = {"train": _command_train, "sweep": _command_sweep, "report": _command_report}
 
 
-def use_one_thread_for_smoke(profile_name: str | None) -> None:
-    """Run the smoke profile on one torch thread, unless ``OMP_NUM_THREADS`` says otherwise.
+def use_one_thread_for_tiny(profile_name: str | None) -> None:
+    """Run the tiny profile on one torch thread, unless ``OMP_NUM_THREADS`` says otherwise.
 
-    The smoke model is tiny: on a few shared cores its threads spend longer waiting for each
-    other than computing (a smoke run took 13 s on one thread and over 100 s on two, on our
-    2-core machine with another job beside it).
+    The tiny model is tiny: on a few shared cores its threads spend longer waiting for each
+    other than computing (a run took 13 s on one thread and over 100 s on two, on our 2-core
+    machine with another job beside it). The offline profile's larger model gains from threads.
     """
     if "OMP_NUM_THREADS" in os.environ:
         return
     try:
-        smoke = resolve_profile(profile_name).name == "smoke"
+        tiny = resolve_profile(profile_name).name == "tiny"
     except ValueError:
         return  # run() names the bad profile
-    if smoke:
+    if tiny:
         torch.set_num_threads(1)
 
 
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("train", "sweep"):
-        use_one_thread_for_smoke(args.profile)
+        use_one_thread_for_tiny(args.profile)
     try:
         COMMANDS[args.command](args)
     except (ValueError, TypeError, OSError, HubUnavailableError) as error:

@@ -4,13 +4,13 @@
 ``train``, ``validation`` and ``test`` and exactly two columns, ``text`` (str) and ``label`` (a
 ``datasets.ClassLabel`` with the task's names)::
 
-    data = load_task("emotion")                     # the Hub, or the bundled samples in smoke
+    data = load_task("emotion")                     # the Hub, or the bundled samples offline
     data = load_task("imdb", data_files={"train": "IMDB Dataset.csv", "test": "test.csv"})
 
 Sources, first match wins: local files given as ``data_files`` (CSV, TSV, JSON lines, Parquet,
 or the ``text;label`` lines of the Kaggle copy of Emotion), the samples bundled in
-``lorakit/fixtures`` when the profile says so (``smoke``), else the Hugging Face Hub. A source
-without a validation split (IMDB has none) gives up a seeded 10% of its training split.
+``lorakit/fixtures`` when the profile says so (``offline``, ``tiny``), else the Hugging Face Hub.
+A source without a validation split (IMDB has none) gives up a seeded 10% of its training split.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def _hub_splits(spec: TaskSpec) -> dict[str, tuple[datasets.Dataset, str]]:
             f"could not reach the Hugging Face Hub for dataset '{spec.hub_id}' "
             f"({type(error).__name__}: {_one_line(error)}); pass local files instead "
             "(data_files={'train': ..., 'test': ...} in Python, --train-file/--test-file on the "
-            f"command line) or set {ENV_VARIABLE}=smoke to use the bundled samples"
+            f"command line) or set {ENV_VARIABLE}=offline to use the bundled samples"
         ) from error
     where = f"the Hub dataset '{spec.hub_id}'"
     missing = [split for split in REQUIRED_SPLITS if split not in loaded]

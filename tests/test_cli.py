@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lorakit.cli import main, use_one_thread_for_smoke
+from lorakit.cli import main, use_one_thread_for_tiny
 from lorakit.models import load_base
 
-TINY = ["--profile", "smoke", "--epochs", "1", "--max-train", "32", "--max-eval", "16",
+TINY = ["--profile", "tiny", "--epochs", "1", "--max-train", "32", "--max-eval", "16",
         "--max-length", "48"]
 
 
@@ -28,7 +28,7 @@ def test_train_writes_a_run_and_prints_its_numbers(tmp_path, capsys):
 
 def test_local_csv_and_txt_files_with_a_local_model_directory(tmp_path):
     model_dir = tmp_path / "model"
-    model, tokenizer = load_base("imdb", "smoke")
+    model, tokenizer = load_base("imdb", "tiny")
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     reviews = [("a wonderful warm film", "positive"), ("dull and far too long", "negative")] * 12
@@ -75,7 +75,7 @@ def test_sweep_then_report(tmp_path, capsys):
 )
 def test_incomplete_arguments_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
-    extra = ["--profile", "smoke", "--output-dir", str(tmp_path)] if argv[0] == "train" else []
+    extra = ["--profile", "tiny", "--output-dir", str(tmp_path)] if argv[0] == "train" else []
     assert main(argv + extra) == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith(f"lorakit {argv[0]}: error: ") and message in last_line
@@ -100,7 +100,7 @@ def test_python_dash_m_lorakit_help():
 
 def test_torchrun_two_processes_write_one_run(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
-    env = os.environ | {"LORAKIT_PROFILE": "smoke", "OMP_NUM_THREADS": "1"}
+    env = os.environ | {"LORAKIT_PROFILE": "tiny", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [str(torchrun), "--nproc_per_node", "2", "-m", "lorakit", "train", "--task", "emotion",
          "--method", "lora", *TINY, "--output-dir", str(tmp_path)],
@@ -124,15 +124,15 @@ def torch_threads():
 
 @pytest.mark.parametrize(
     "profile, omp_setting, expected",
-    [("smoke", None, 1), ("quick", None, 2), ("full", None, 2), ("smoke", "2", 2),
-     ("no-such-profile", None, 2), (None, None, 1)],
+    [("tiny", None, 1), ("offline", None, 2), ("quick", None, 2), ("full", None, 2),
+     ("tiny", "2", 2), ("no-such-profile", None, 2), (None, None, 1)],
 )
-def test_smoke_runs_on_one_thread_unless_omp_says(torch_threads, monkeypatch, profile,
+def test_tiny_runs_on_one_thread_unless_omp_says(torch_threads, monkeypatch, profile,
                                                   omp_setting, expected):
     if omp_setting is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     else:
         monkeypatch.setenv("OMP_NUM_THREADS", omp_setting)
-    monkeypatch.setenv("LORAKIT_PROFILE", "smoke")  # what a profile of None resolves to
-    use_one_thread_for_smoke(profile)
+    monkeypatch.setenv("LORAKIT_PROFILE", "tiny")  # what a profile of None resolves to
+    use_one_thread_for_tiny(profile)
     assert torch.get_num_threads() == expected

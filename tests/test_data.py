@@ -75,7 +75,7 @@ def files(tmp_path, suffix, rows=ROWS, test_rows=None, columns=("text", "label")
 
 
 def load_rows(task, data_files, **kwargs):
-    return load_task(task, "smoke", data_files=data_files, **kwargs)
+    return load_task(task, "tiny", data_files=data_files, **kwargs)
 
 
 # --- task specs -------------------------------------------------------------------------------
@@ -352,18 +352,18 @@ def test_too_few_rows_to_carve_validation(tmp_path):
                     r"--validation-file", load_rows, "imdb", data_files)
 
 
-# --- fixtures (the smoke profile) -------------------------------------------------------------
+# --- fixtures (the offline and tiny profiles) ------------------------------------------------
 
 
 FIXTURE_SIZES = {"imdb": (320, None, 160), "emotion": (480, 120, 120)}
 
 
 @pytest.mark.parametrize("task", ["imdb", "emotion"])
-def test_fixtures_load_in_the_smoke_profile(task):
+def test_fixtures_load_in_the_tiny_profile(task):
     if not all((FIXTURES_DIR / task / f"{s}.jsonl").is_file() for s in ("train", "test")):
         pytest.skip(f"fixture files {FIXTURES_DIR / task}/*.jsonl are not generated yet "
                     "(scripts/make_fixtures.py)")
-    loaded = load_task(task, "smoke")
+    loaded = load_task(task, "tiny")
     assert list(loaded) == ["train", "validation", "test"]
     names = label_names(task)
     for split in loaded.values():
@@ -443,7 +443,7 @@ def test_unreachable_hub_raises_hub_unavailable(monkeypatch, error):
     raises_one_line(
         HubUnavailableError,
         r"could not reach the Hugging Face Hub for dataset 'stanfordnlp/imdb' .*--train-file/"
-        r"--test-file.*LORAKIT_PROFILE=smoke", load_task, "imdb", "quick",
+        r"--test-file.*LORAKIT_PROFILE=offline", load_task, "imdb", "quick",
     )
 
 

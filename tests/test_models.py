@@ -13,8 +13,8 @@ DISTILBERT_LINEARS = {"q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2", "pre
                       "classifier"}
 
 
-def test_smoke_model_has_distilbert_module_names():
-    model, tokenizer = load_base("emotion", "smoke")
+def test_tiny_model_has_distilbert_module_names():
+    model, tokenizer = load_base("emotion", "tiny")
     names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m) is torch.nn.Linear}
     assert DISTILBERT_LINEARS <= names
     assert model.config.num_labels == 6 and model.config.id2label[5] == "surprise"
@@ -23,11 +23,11 @@ def test_smoke_model_has_distilbert_module_names():
     assert model(**encoded).logits.shape == (1, 6)
 
 
-def test_smoke_base_is_the_same_every_time():
+def test_tiny_base_is_the_same_every_time():
     set_seed(0)
-    first, _ = load_base("imdb", "smoke")
+    first, _ = load_base("imdb", "tiny")
     set_seed(0)
-    second, _ = load_base("imdb", "smoke")
+    second, _ = load_base("imdb", "tiny")
     for (name, a), b in zip(first.named_parameters(), second.parameters(), strict=True):
         assert torch.equal(a, b), name
 
@@ -36,14 +36,14 @@ def test_smoke_base_is_the_same_every_time():
 def local_model_dir(tmp_path_factory):
     """A model directory as `save_pretrained` writes it: the Hub's download replaced."""
     path = tmp_path_factory.mktemp("my-distilbert")
-    model, tokenizer = load_base("imdb", "smoke")
+    model, tokenizer = load_base("imdb", "tiny")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
 
 def test_quick_profile_loads_a_local_model_directory(local_model_dir):
-    reference, _ = load_base("imdb", "smoke")
+    reference, _ = load_base("imdb", "tiny")
     model, tokenizer = load_base("emotion", "quick", model=str(local_model_dir))
     assert model.config.num_labels == 6, "a new head sized for the task"
     weight = model.distilbert.transformer.layer[0].attention.q_lin.weight
@@ -65,7 +65,7 @@ def test_directory_without_weights_is_named(local_model_dir, tmp_path):
 def test_unreachable_hub_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    with pytest.raises(HubUnavailableError, match="LORAKIT_PROFILE=smoke"):
+    with pytest.raises(HubUnavailableError, match="LORAKIT_PROFILE=offline"):
         load_base("imdb", "full", model="lorakit-tests/not-in-any-cache")
 
 
@@ -74,21 +74,21 @@ def _trainable(model):
 
 
 def test_the_four_methods_train_what_they_say():
-    lora = prepare_model(load_base("imdb", "smoke")[0], "lora", r=4, alpha=8)
+    lora = prepare_model(load_base("imdb", "tiny")[0], "lora", r=4, alpha=8)
     assert any(isinstance(m, LoRALinear) for m in lora.modules())
     assert all("lora_" in n or "classifier" in n for n in _trainable(lora))
-    peft_model = prepare_model(load_base("imdb", "smoke")[0], "peft", r=4, alpha=8)
+    peft_model = prepare_model(load_base("imdb", "tiny")[0], "peft", r=4, alpha=8)
     assert all("lora_" in n or "classifier" in n for n in _trainable(peft_model))
     assert len(_trainable(peft_model)) == len(_trainable(lora))
-    full = prepare_model(load_base("imdb", "smoke")[0], "full")
+    full = prepare_model(load_base("imdb", "tiny")[0], "full")
     assert all(p.requires_grad for p in full.parameters())
-    head = prepare_model(load_base("imdb", "smoke")[0], "head")
+    head = prepare_model(load_base("imdb", "tiny")[0], "head")
     assert _trainable(head) == {"pre_classifier.weight", "pre_classifier.bias",
                                 "classifier.weight", "classifier.bias"}
 
 
 def test_bad_method_and_bad_peft_target_are_named():
-    model, _ = load_base("imdb", "smoke")
+    model, _ = load_base("imdb", "tiny")
     with pytest.raises(ValueError, match="method 'lora2' is not one of lora, peft, full, head"):
         prepare_model(model, "lora2")
     with pytest.raises(ValueError, match="target 'query' matches no nn.Linear"):

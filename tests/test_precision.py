@@ -14,7 +14,7 @@ from lorakit.lora import LoRALinear
 from lorakit.models import prepare_model
 from lorakit.train import run
 
-FAST = {"profile": "smoke", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
+FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
 HEAD = ("pre_classifier", "classifier")
 
 
@@ -74,7 +74,7 @@ def test_fp16_autocast_step_keeps_lora_and_head_fp32(base_model, batch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_smoke_run_on_cuda_in_its_mixed_precision(tmp_path):
+def test_tiny_run_on_cuda_in_its_mixed_precision(tmp_path):
     result = run("emotion", "lora", output_dir=tmp_path, **FAST)
     capability = torch.cuda.get_device_capability()
     assert result.config["precision"] == ("bf16" if capability[0] >= 8 else "fp16")

@@ -8,8 +8,8 @@ from lorakit.profiles import PROFILES, resolve_profile
 
 
 def test_environment_variable_wins(monkeypatch):
-    monkeypatch.setenv("LORAKIT_PROFILE", "smoke")
-    assert resolve_profile().name == "smoke"
+    monkeypatch.setenv("LORAKIT_PROFILE", "offline")
+    assert resolve_profile().name == "offline"
     assert resolve_profile("full").name == "full", "an explicit name beats the variable"
 
 
@@ -20,18 +20,20 @@ def test_hardware_decides_without_the_variable(monkeypatch, cuda, expected):
     assert resolve_profile().name == expected
 
 
-def test_unknown_profile_lists_the_three(monkeypatch):
-    monkeypatch.setenv("LORAKIT_PROFILE", "fast")
-    with pytest.raises(ValueError, match="LORAKIT_PROFILE='fast' is not a profile; choose one of "
-                                         "smoke, quick, full"):
+def test_unknown_profile_lists_them_all(monkeypatch):
+    monkeypatch.setenv("LORAKIT_PROFILE", "smoke")  # the offline profile's old name
+    with pytest.raises(ValueError, match="LORAKIT_PROFILE='smoke' is not a profile; choose one of "
+                                         "offline, quick, full, tiny"):
         resolve_profile()
     with pytest.raises(ValueError, match="profile='huge'"):
         resolve_profile("huge")
 
 
 def test_profiles_differ_in_model_and_data():
-    smoke, quick, full = PROFILES["smoke"], PROFILES["quick"], PROFILES["full"]
-    assert smoke.data == "fixtures" and quick.data == full.data == "hub"
+    offline, tiny, quick, full = (PROFILES[name] for name in ("offline", "tiny", "quick", "full"))
+    assert offline.data == tiny.data == "fixtures" and quick.data == full.data == "hub"
+    assert len({offline.model, tiny.model, full.model}) == 3
+    assert profiles.SAMPLE_PROFILES == ("offline", "tiny")
     assert quick.model == full.model == "distilbert-base-uncased"
     assert quick.settings("imdb").max_train < 25_000 and full.settings("imdb").max_train is None
     for profile in PROFILES.values():
@@ -62,7 +64,7 @@ def test_offline_flag_means_hub_unreachable(monkeypatch):
 
 
 def test_describe_estimates_training_time_by_measuring_it(capsys):
-    text = PROFILES["smoke"].describe("emotion", method="head")
+    text = PROFILES["tiny"].describe("emotion", method="head")
     assert "training with head takes about" in text and "upper bound" in text
 
 
@@ -70,6 +72,6 @@ def test_estimate_counts_the_profile_steps(monkeypatch):
     from lorakit import train
 
     monkeypatch.setattr(train.time, "perf_counter", iter(range(0, 1000, 2)).__next__)
-    seconds = train.estimate_train_seconds("emotion", "head", "smoke")
-    steps = -(-480 // 16) * PROFILES["smoke"].settings("emotion").epochs  # 480 bundled examples
+    seconds = train.estimate_train_seconds("emotion", "head", "tiny")
+    steps = -(-480 // 16) * PROFILES["tiny"].settings("emotion").epochs  # 480 bundled examples
     assert seconds == 2 * steps, "2 s per step on the fake clock, times the profile's steps"

@@ -163,12 +163,14 @@ def test_markdown_rows_line_up_in_the_raw_text(runs_dir):
     assert lines[1].startswith("|------") and lines[1].endswith(":|")
 
 
-def test_markdown_says_smoke_numbers_are_not_real_results(runs_dir):
+@pytest.mark.parametrize("profile", ["offline", "tiny"])
+def test_markdown_says_numbers_on_the_samples_are_not_real_results(runs_dir, profile):
     table = report(runs_dir, write=False)
-    table.loc[1, "profile"] = "smoke"
+    table.loc[1, "profile"] = profile
 
+    assert f"`{profile}`" in to_markdown(table)
     assert "are not IMDB or Emotion results" in to_markdown(table)
-    assert "smoke" not in to_markdown(table.drop(index=1))
+    assert "not IMDB or Emotion results" not in to_markdown(table.drop(index=1))
 
 
 def test_markdown_shows_the_memory_kind_when_runs_measured_memory_differently(runs_dir):

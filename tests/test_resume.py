@@ -11,7 +11,7 @@ import pytest
 
 from lorakit.train import CheckedTrainer, NonFiniteLossError, run
 
-SETTINGS = {"profile": "smoke", "epochs": 4, "max_length": 48, "max_eval": 40}
+SETTINGS = {"profile": "tiny", "epochs": 4, "max_length": 48, "max_eval": 40}
 
 
 def test_same_seed_same_metrics_and_predictions(tmp_path):
@@ -40,7 +40,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 
     out = tmp_path / "interrupted"
     command = [sys.executable, "-m", "lorakit", "train", "--task", "emotion", "--method", "lora",
-               "--profile", "smoke", "--epochs", "4", "--max-length", "48", "--max-eval", "40",
+               "--profile", "tiny", "--epochs", "4", "--max-length", "48", "--max-eval", "40",
                "--output-dir", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)

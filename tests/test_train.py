@@ -1,4 +1,4 @@
-"""One run end to end in the smoke profile: the run directory, its numbers, its adapter."""
+"""One run end to end in the tiny profile: the run directory, its numbers, its adapter."""
 
 import json
 
@@ -23,12 +23,12 @@ from lorakit.train import (
 )
 
 RUN_FILES = {"config.json", "metrics.json", "log_history.csv", "predictions.csv"}
-FAST = {"profile": "smoke", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
+FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One quick smoke run of every method on emotion, shared by the tests below."""
+    """One quick tiny-profile run of every method on emotion, shared by the tests below."""
     out = tmp_path_factory.mktemp("runs")
     return {m: run("emotion", m, r=4, alpha=8, output_dir=out, **FAST)
             for m in ("lora", "peft", "full", "head")}
@@ -43,7 +43,7 @@ def test_run_directory_is_complete(runs, method):
     assert not (result.run_dir / "checkpoints").exists()
     assert not list(result.run_dir.parent.glob("*.incomplete"))
     config = json.loads((result.run_dir / "config.json").read_text())
-    assert config["method"] == method and config["profile"] == "smoke"
+    assert config["method"] == method and config["profile"] == "tiny"
     assert config["precision"] == "fp32" and config["world_size"] == 1
     assert {"torch", "transformers", "peft", "datasets"} <= set(config["versions"])
     log = pd.read_csv(result.run_dir / "log_history.csv")
@@ -83,7 +83,7 @@ def _plain_name(name: str) -> str:
 
 def test_only_the_expected_parameters_changed(runs):
     set_seed(0)  # run() seeds before it loads the base model, whose new head is random
-    base, _ = load_base("emotion", "smoke")
+    base, _ = load_base("emotion", "tiny")
     original = dict(base.named_parameters())
     for method in ("lora", "peft", "head"):
         changed = set()
@@ -106,7 +106,7 @@ def _logits_of(model, tokenizer, texts):
 def test_lora_adapter_reloads_to_identical_predictions(runs):
     result = runs["lora"]
     texts = list(result.predictions.text)
-    base, tokenizer = load_base("emotion", "smoke")
+    base, tokenizer = load_base("emotion", "tiny")
     reloaded = load_peft_adapter(base, result.run_dir / "adapter")
     np.testing.assert_array_equal(
         _logits_of(reloaded, tokenizer, texts).argmax(1), result.predictions.prediction_id
@@ -120,7 +120,7 @@ def test_lora_adapter_reloads_to_identical_predictions(runs):
 def test_peft_adapter_reloads_to_identical_predictions(runs):
     result = runs["peft"]
     texts = list(result.predictions.text)
-    base, tokenizer = load_base("emotion", "smoke")
+    base, tokenizer = load_base("emotion", "tiny")
     reloaded = PeftModel.from_pretrained(base, result.run_dir / "adapter")
     np.testing.assert_array_equal(
         _logits_of(reloaded, tokenizer, texts).argmax(1), result.predictions.prediction_id
