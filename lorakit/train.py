@@ -78,16 +78,19 @@ class CheckedTrainer(Trainer):
         return loss
 
 
-def choose_precision(device_type: str, capability: tuple[int, int] | None = None) -> str:
-    """``"fp16"``, ``"bf16"`` or ``"fp32"`` for a device.
+def choose_precision(device_type: str, capability: tuple[int, int] | None = None,
+                     bf16_matrix_units: bool = False) -> str:
+    """``"fp16"``, ``"bf16"`` or ``"fp32"`` for a device: 16 bits where the hardware has fast
+    16-bit matrix products, in the 16-bit format it computes natively.
 
-    fp16 mixed precision on CUDA devices before compute capability 8 (a T4 is 7.5: it has no
-    fast bf16, even though ``torch.cuda.is_bf16_supported()`` may say True there), bf16 from
-    capability 8 (A100, L4, H100), fp32 on CPU. Trainable weights stay fp32 in every case: mixed
+    CUDA: fp16 mixed precision before compute capability 8 (a T4 is 7.5: it has no fast bf16,
+    even though ``torch.cuda.is_bf16_supported()`` may say True there), bf16 from capability 8
+    (A100, L4, H100). CPU: bf16 when it has bf16 matrix units (``bf16_matrix_units``: Intel's
+    AMX, from Sapphire Rapids on), else fp32. Trainable weights stay fp32 in every case: mixed
     precision only runs the matrix products in 16 bits.
     """
     if device_type != "cuda":
-        return "fp32"
+        return "bf16" if bf16_matrix_units else "fp32"
     if capability is None:
         raise ValueError("a CUDA device needs its compute capability, e.g. (7, 5) for a T4")
     return "bf16" if capability[0] >= 8 else "fp16"
@@ -97,7 +100,13 @@ def current_precision() -> str:
     """The precision ``choose_precision`` picks for this machine's device."""
     if torch.cuda.is_available():
         return choose_precision("cuda", torch.cuda.get_device_capability())
-    return choose_precision("cpu")
+    return choose_precision("cpu", bf16_matrix_units=cpu_has_bf16_matrix_units())
+
+
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX-BF16), as torch reports it."""
+    capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.8
+    return bool(capabilities and capabilities().get("amx_bf16"))
 
 
 def default_run_name(method: str, r: int, alpha: float, seed: int) -> str:
@@ -284,6 +293,9 @@ def run(
     if settings.epochs > 0:
         train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
     test_output = _predict_in_order(trainer, tokenized["test"])
+    # Mixed precision wrapped the model's forward in autocast, in place: the model we return
+    # must compute in fp32 again, like any model a reader loads.
+    trained = trainer.accelerator.unwrap_model(trained, keep_fp32_wrapper=False)
     memory = peak_memory_mb(memory_kind)
 
     names = data["train"].features["label"].names

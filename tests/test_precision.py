@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import lorakit.train
-from lorakit.lora import LoRALinear
-from lorakit.models import prepare_model
-from lorakit.train import run
+from lorakit.lora import LoRALinear, load_peft_adapter
+from lorakit.models import load_base, prepare_model
+from lorakit.train import predict_logits, run
 
 FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
 HEAD = ("pre_classifier", "classifier")
@@ -71,6 +71,27 @@ def test_fp16_autocast_step_keeps_lora_and_head_fp32(base_model, batch):
     assert set(trainable_dtypes(model).values()) == {torch.float32}
     changed = [not torch.equal(b, p) for b, p in zip(before, trainable, strict=True)]
     assert any(changed), "the step changed nothing"
+
+
+def test_the_model_a_mixed_precision_run_returns_computes_in_fp32(tmp_path, monkeypatch):
+    """Trainer wraps the model's forward in autocast, in place; run() must undo that, or every
+    later use of the returned model (merging, checks, predictions) runs in 16 bits."""
+    monkeypatch.setattr(lorakit.train, "current_precision", lambda: "bf16")
+    result = run("emotion", "lora", r=4, alpha=8, output_dir=tmp_path, **FAST)
+    texts = result.predictions["text"].head(8).tolist()
+
+    output_dtypes = set()
+    for module in result.model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_hook(lambda _m, _in, out: output_dtypes.add(out.dtype))
+    logits = predict_logits(result.model, result.tokenizer, texts, max_length=64)
+    assert output_dtypes == {torch.float32}
+
+    fresh, tokenizer = load_base("emotion", FAST["profile"])
+    load_peft_adapter(fresh, result.run_dir / "adapter")
+    expected = predict_logits(fresh, tokenizer, texts, max_length=64)
+    torch.testing.assert_close(torch.from_numpy(logits), torch.from_numpy(expected),
+                               rtol=0, atol=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

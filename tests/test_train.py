@@ -15,6 +15,7 @@ from lorakit.models import load_base
 from lorakit.train import (
     PROC_CLEAR_REFS,
     choose_precision,
+    current_precision,
     default_run_name,
     peak_memory_mb,
     predict_logits,
@@ -44,7 +45,7 @@ def test_run_directory_is_complete(runs, method):
     assert not list(result.run_dir.parent.glob("*.incomplete"))
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["method"] == method and config["profile"] == "tiny"
-    assert config["precision"] == "fp32" and config["world_size"] == 1
+    assert config["precision"] == current_precision() and config["world_size"] == 1
     assert {"torch", "transformers", "peft", "datasets"} <= set(config["versions"])
     log = pd.read_csv(result.run_dir / "log_history.csv")
     assert "loss" in log.columns and log["loss"].notna().any()
@@ -141,12 +142,12 @@ def test_epochs_zero_evaluates_without_training(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "device, capability, expected",
-    [("cuda", (7, 5), "fp16"), ("cuda", (8, 0), "bf16"), ("cuda", (9, 0), "bf16"),
-     ("cpu", None, "fp32")],
+    "device, capability, bf16_units, expected",
+    [("cuda", (7, 5), False, "fp16"), ("cuda", (8, 0), False, "bf16"),
+     ("cuda", (9, 0), False, "bf16"), ("cpu", None, False, "fp32"), ("cpu", None, True, "bf16")],
 )
-def test_precision_follows_the_hardware(device, capability, expected):
-    assert choose_precision(device, capability) == expected
+def test_precision_follows_the_hardware(device, capability, bf16_units, expected):
+    assert choose_precision(device, capability, bf16_matrix_units=bf16_units) == expected
 
 
 def test_run_names():
