@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import codecs
 import glob
+import hashlib
 import importlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import pyarrow.parquet as pq
+from datasets.fingerprint import Hasher
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from lorakit.profiles import ENV_VARIABLE, resolve_profile
@@ -220,7 +223,30 @@ def tokenize_task(
 
     small = all(len(dataset) < QUIET_BELOW for dataset in dataset_dict.values())
     with _progress_bars_off(small):
-        return dataset_dict.map(encode, batched=True)
+        return datasets.DatasetDict({
+            split: dataset.map(encode, batched=True, new_fingerprint=_tokenized_fingerprint(
+                dataset, tokenizer, max_length))
+            for split, dataset in dataset_dict.items()
+        })
+
+
+def _tokenized_fingerprint(dataset: datasets.Dataset, tokenizer, max_length: int) -> str | None:
+    """The cache key of ``dataset`` tokenized by ``tokenizer``, or None to let datasets work it out.
+
+    datasets would pickle and hash the whole tokenizer object for it, 1.5 s for BERT's on our CPU,
+    at every run; a fast tokenizer's JSON and the Python-side settings that change its output
+    identify it as well, in milliseconds.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    spec = json.loads(backend.to_str())
+    for state in ("truncation", "padding"):  # set by the last call, not part of what it is
+        spec.pop(state, None)
+    vocabulary_and_rules = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    identity = (dataset._fingerprint, type(tokenizer).__name__, vocabulary_and_rules,
+                list(tokenizer.model_input_names), max_length)
+    return Hasher.hash(identity)
 
 
 # ---------------------------------------------------------------------------------------------

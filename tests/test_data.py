@@ -482,6 +482,25 @@ def test_tokenize_task_adds_ids_and_mask_truncated_and_unpadded(tmp_path):
         tokenize_task(loaded, tokenizer, max_length=0)
 
 
+def test_tokenized_data_is_identified_by_tokenizer_and_length_not_by_its_last_call(tmp_path):
+    """The cache key lorakit gives datasets (instead of a 1.5 s hash of the tokenizer object):
+    the same for the same work, whatever the tokenizer did last, different for other work."""
+    from transformers import DistilBertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film", "the", "a"]
+    tokenizer = DistilBertTokenizer(vocab={w: i for i, w in enumerate(words)})
+    other = DistilBertTokenizer(vocab={w: i for i, w in enumerate(reversed(words))})
+    loaded = load_rows("imdb", files(tmp_path, ".csv", [("good film", "pos"), ("bad", "neg")]))
+
+    def key(tok, max_length):
+        return tokenize_task(loaded, tok, max_length)["test"]._fingerprint
+
+    first = key(tokenizer, 6)
+    tokenizer(["the film"], truncation=True, max_length=3, padding="max_length")  # changes state
+    assert key(tokenizer, 6) == first
+    assert len({first, key(tokenizer, 7), key(other, 6)}) == 3
+
+
 # --- fuzz: exactly the rows written, or a ValueError ------------------------------------------
 
 
