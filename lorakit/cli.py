@@ -8,7 +8,8 @@ Examples::
     lorakit sweep --task emotion --ranks 1,4,8,16 --alpha-ratios 1,2
     lorakit report runs/
 
-Bad arguments or unusable input end with exit code 2 and a one-line reason; a training loss that
+Bad arguments or unusable input end with exit code 2 and a one-line reason, before any work and
+with nothing written (the numeric ranges: ``lorakit.settings.RANGES``); a training loss that
 turns NaN or infinite ends with exit code 1, keeping the run's last checkpoint.
 """
 
@@ -22,10 +23,34 @@ import torch
 
 from lorakit.data import HubUnavailableError
 from lorakit.profiles import METHODS, PROFILE_NAMES, resolve_profile, runs_dir
+from lorakit.settings import RANGES, check_run_settings
 from lorakit.train import NonFiniteLossError
 
 EXIT_BAD_INPUT = 2
 EXIT_TRAINING_FAILED = 1
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, like every other refusal of the CLI."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _setting(name: str):
+    """Parse a flag's text as the kind of number setting ``name`` is; its range is run()'s to
+    check, so that Python callers get the same message."""
+    rule = RANGES[name]
+
+    def parse(text: str):
+        try:
+            return rule.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an int' if rule.kind is int else 'a number'}: use "
+                f"{rule.describe()}, e.g. {rule.flag} {rule.example:g}") from None
+
+    return parse
 
 
 def _csv(kind):
@@ -49,16 +74,20 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="run size; default: $LORAKIT_PROFILE, else full on CUDA, else quick")
     parser.add_argument("--targets", type=_csv(str), default=["q_lin", "v_lin", "lin1", "lin2"],
                         help="LoRA target module names, comma-separated (default: %(default)s)")
-    parser.add_argument("--dropout", type=float, default=0.0,
+    parser.add_argument("--dropout", type=_setting("dropout"), default=0.0,
                         help="LoRA dropout on the input of A (default 0, as in PEFT)")
     parser.add_argument("--rslora", action="store_true", help="scale by alpha/sqrt(r)")
-    parser.add_argument("--epochs", type=float, help="override the profile's epochs")
-    parser.add_argument("--lr", type=float, help="override the profile's learning rate")
-    parser.add_argument("--batch-size", type=int, help="override the profile's batch size")
-    parser.add_argument("--max-length", type=int, help="override the profile's max tokens")
-    parser.add_argument("--max-train", type=int, help="cap the training examples")
-    parser.add_argument("--max-eval", type=int, help="cap the examples of each eval split")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=_setting("epochs"), help="override the profile's epochs")
+    parser.add_argument("--lr", type=_setting("lr"), help="override the profile's learning rate")
+    parser.add_argument("--batch-size", type=_setting("batch_size"),
+                        help="override the profile's batch size")
+    parser.add_argument("--max-length", type=_setting("max_length"),
+                        help="override the profile's max tokens")
+    parser.add_argument("--max-train", type=_setting("max_train"),
+                        help="cap the training examples")
+    parser.add_argument("--max-eval", type=_setting("max_eval"),
+                        help="cap the examples of each eval split")
+    parser.add_argument("--seed", type=_setting("seed"), default=0)
     parser.add_argument("--model", metavar="NAME_OR_DIR", help="Hub id or local model directory")
     parser.add_argument("--train-file", metavar="F")
     parser.add_argument("--validation-file", metavar="F")
@@ -73,13 +102,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lorakit", description=__doc__.split("\n")[0])
+    parser = _OneLineParser(prog="lorakit", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="one fine-tuning run → runs/<task>/<run-name>/")
     train.add_argument("--method", choices=METHODS, default="lora")
-    train.add_argument("--rank", type=int, default=8, help="LoRA rank r")
-    train.add_argument("--alpha", type=float, default=16, help="LoRA alpha")
+    train.add_argument("--rank", type=_setting("r"), default=8, help="LoRA rank r")
+    train.add_argument("--alpha", type=_setting("alpha"), default=16, help="LoRA alpha")
     train.add_argument("--run-name", help="default: <method>-r<rank>-a<alpha>-seed<seed>")
     _add_run_options(train)
 
@@ -131,9 +160,21 @@ def _command_train(args) -> None:
 
 
 def _command_sweep(args) -> None:
+    from lorakit.models import load_base
     from lorakit.report import report, to_markdown
+    from lorakit.settings import check_fits_model
     from lorakit.train import run
 
+    # every configuration before the first run, so that a bad one leaves no half sweep behind
+    numbers = {name: value for name, value in _run_kwargs(args).items() if name in RANGES}
+    for rank in args.ranks:
+        for ratio in args.alpha_ratios:
+            check_run_settings(**numbers, r=rank, alpha=ratio * rank)
+    profile = resolve_profile(args.profile)
+    base, _ = load_base(args.task, profile, args.model)
+    check_fits_model(base, args.targets, max(args.ranks),
+                     args.max_length or profile.settings(args.task).max_length)
+    del base
     for rank in args.ranks:
         for ratio in args.alpha_ratios:
             _print_run(run(method=args.method, r=rank, alpha=ratio * rank, **_run_kwargs(args)))
@@ -169,7 +210,10 @@ def use_one_thread_for_tiny(profile_name: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lorakit`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a bad flag already reported in one line
+        return exit_.code
     if args.command in ("train", "sweep"):
         use_one_thread_for_tiny(args.profile)
     try:

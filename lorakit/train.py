@@ -42,7 +42,7 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from lorakit.data import get_task, load_task, tokenize_task
-from lorakit.lora import check_lora_hyperparameters, save_peft_adapter
+from lorakit.lora import save_peft_adapter
 from lorakit.metrics import (
     classification_metrics,
     prediction_table,
@@ -50,6 +50,7 @@ from lorakit.metrics import (
 )
 from lorakit.models import DEFAULT_TARGETS, check_method, load_base, prepare_model
 from lorakit.profiles import device_description, resolve_profile, runs_dir
+from lorakit.settings import check_fits_model, check_run_settings
 
 LORA_METHODS = ("lora", "peft")
 INCOMPLETE_SUFFIX = ".incomplete"
@@ -234,6 +235,8 @@ def run(
         r, alpha, targets, dropout, rslora: LoRA settings (ignored by ``full`` and ``head``).
         epochs, lr, batch_size, max_length, max_train, max_eval: override the profile's
             settings for the task; ``epochs=0`` evaluates the model without training it.
+            Every number is checked before any work (``lorakit.settings.RANGES``): a bad one
+            raises a one-line TypeError or ValueError and nothing is written.
         seed: seeds the head's and LoRA's initialisation, the data order and dropout.
         profile: ``"offline"``, ``"quick"``, ``"full"``, ``"tiny"`` or None to resolve it.
         model: a Hub id or local directory instead of the profile's model.
@@ -244,8 +247,10 @@ def run(
         overwrite: replace an existing run directory.
     """
     profile = resolve_profile(profile)
-    if check_method(method) in LORA_METHODS:
-        check_lora_hyperparameters(r, alpha, dropout)
+    check_method(method)
+    check_run_settings(r=r, alpha=alpha, dropout=dropout, epochs=epochs, lr=lr,
+                       batch_size=batch_size, max_length=max_length, max_train=max_train,
+                       max_eval=max_eval, seed=seed)
     settings = profile.settings(
         task, epochs=epochs, batch_size=batch_size, max_length=max_length,
         max_train=max_train, max_eval=max_eval,
@@ -262,6 +267,7 @@ def run(
         max_eval=settings.max_eval,
     )
     base, tokenizer = load_base(task, profile, model)
+    check_fits_model(base, targets, r if method in LORA_METHODS else None, settings.max_length)
     trained = prepare_model(base, method, r, alpha, targets, dropout, rslora)
     tokenized = tokenize_task(data, tokenizer, settings.max_length)
 
