@@ -54,16 +54,20 @@ def bundled_base(directory, id2label: dict[int, str]) -> DistilBertForSequenceCl
 
     For the two bases lorakit builds itself (offline, tiny). The head is initialised from torch's
     global RNG, as ``from_pretrained`` does for distilbert-base-uncased; the report that it is
-    newly initialised, printed at every load, is kept quiet.
+    newly initialised, printed at every load, and the loading bar are kept quiet.
     """
     verbosity = transformers_logging.get_verbosity()
+    bars = transformers_logging.is_progress_bar_enabled()
     transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()  # a local load of a second or less
     try:
         return DistilBertForSequenceClassification.from_pretrained(
             directory, id2label=id2label, label2id={v: k for k, v in id2label.items()},
         )
     finally:
         transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
 
 
 def load_base(task: str, profile=None, model: str | None = None):
