@@ -23,7 +23,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # wait for a descheduled thread. The fixture gives the session its thread count back.
 QUICK = ["--quick", "--repeats", "5", "--warmup", "1", "--device", "cpu", "--threads", "1"]
 VERDICTS = {"yes", "within spread", "no"}
-BENCHMARKS_RUN = ("layer", "train_step", "inference", "notebooks")  # each measures something
+BENCHMARKS_RUN = ("layer", "train_step", "inference", "notebooks", "offline_profile")
 SCRIPTS = ("common", *BENCHMARKS_RUN, "readme")
 
 
@@ -169,6 +169,23 @@ def test_notebooks_benchmark_times_each_notebook_and_the_test_command(scripts, t
     assert payload["targets"] == {"test_command_under_10_min": "yes"}
     assert notebooks.failures(results) == ["02_bad.ipynb"]
     assert "01_good.ipynb" in markdown and "under 10 min?" in markdown
+
+
+def test_offline_profile_benchmark_summarises_each_method_over_seeds(scripts, tmp_path):
+    results = scripts["offline_profile"].main(
+        ["--quick", "--seeds", "2", "--tasks", "emotion", "--methods", "head,lora",
+         "--results-dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "offline_profile.json").read_text())
+    markdown = (tmp_path / "offline_profile.md").read_text()
+    assert payload["records"] == results["records"] and payload["profile"] == "tiny"
+    assert [(r["method"], r["seed"]) for r in payload["records"]] == [
+        ("head", 0), ("head", 1), ("lora", 0), ("lora", 1)]
+    for row in payload["summary"]:
+        group = [r["accuracy"] for r in payload["records"] if r["method"] == row["method"]]
+        assert row["seeds"] == 2 and row["accuracy_mean"] == pytest.approx(sum(group) / 2)
+        assert row["accuracy_min"] == min(group) and row["accuracy_max"] == max(group)
+    assert payload["machine"]["precision"] == payload["records"][0]["precision"]
+    assert "not IMDB or Emotion results" in markdown and "\n|---|" in markdown
 
 
 def test_fewer_than_five_repeats_are_refused(scripts, capsys):
