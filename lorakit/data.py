@@ -58,11 +58,15 @@ class TaskSpec:
     in copies of the dataset (e.g. the Kaggle IMDB CSV's ``positive``) to a label name.
     ``text_columns`` / ``label_columns`` are the column names accepted for text and label, tried
     in order. ``validation_from_train``: the source has no validation split, so
-    ``validation_fraction`` of the training split (seeded) becomes one.
+    ``validation_fraction`` of the training split (seeded) becomes one. ``hub_config`` names the
+    dataset's configuration on the Hub (never left to the card's default), and
+    ``hub_data_files``, when set, lists the only files to download, by split; ``hub_sizes`` are
+    the examples per split there.
     """
 
     name: str
     hub_id: str
+    hub_config: str
     label_names: tuple[str, ...]
     label_aliases: dict[str, str] = field(default_factory=dict, hash=False)
     text_columns: tuple[str, ...] = ("text",)
@@ -70,7 +74,8 @@ class TaskSpec:
     validation_from_train: bool = False
     validation_fraction: float = 0.1
     description: str = ""
-    hub_train_size: int = 0
+    hub_sizes: dict[str, int] = field(default_factory=dict, hash=False)
+    hub_data_files: dict[str, str] | None = field(default=None, hash=False)
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -99,20 +104,24 @@ TASKS = {
     "imdb": TaskSpec(
         name="imdb",
         hub_id="stanfordnlp/imdb",
+        hub_config="plain_text",
         label_names=("neg", "pos"),
         label_aliases={"positive": "pos", "negative": "neg"},
         text_columns=("text", "review"),  # "review"/"sentiment": the Kaggle "IMDB Dataset.csv"
         label_columns=("label", "sentiment"),
         validation_from_train=True,
         description="movie reviews, positive or negative (Maas et al., 2011)",
-        hub_train_size=25_000,  # the dataset card of stanfordnlp/imdb
+        hub_sizes={"train": 25_000, "test": 25_000},  # the dataset card of stanfordnlp/imdb
+        # not the 50,000 unlabelled reviews of its "unsupervised" split (label -1)
+        hub_data_files={"train": "plain_text/train-*", "test": "plain_text/test-*"},
     ),
     "emotion": TaskSpec(
         name="emotion",
         hub_id="dair-ai/emotion",
+        hub_config="split",  # its other configuration, "unsplit", is all the tweets in one split
         label_names=("sadness", "joy", "love", "anger", "fear", "surprise"),
         description="English tweets labelled with one of six emotions (Saravia et al., 2018)",
-        hub_train_size=16_000,  # the dataset card of dair-ai/emotion ("split" configuration)
+        hub_sizes={"train": 16_000, "validation": 2_000, "test": 2_000},  # its dataset card
     ),
 }
 
@@ -200,6 +209,23 @@ def load_task(
     return datasets.DatasetDict(
         {split: _cap(splits[split], caps[split], seed) for split in SPLITS}
     )
+
+
+def split_sizes(task: str | TaskSpec, profile=None) -> dict[str, int]:
+    """The examples each split holds in this profile, known without downloading anything: the
+    bundled samples are counted, the Hub's sizes come from its dataset card (``hub_sizes``),
+    with the same validation carve and caps as ``load_task``."""
+    spec, profile = get_task(task), resolve_profile(profile)
+    if profile.data == "fixtures":
+        return {split: rows.num_rows for split, rows in load_task(spec, profile).items()}
+    settings = profile.settings(spec.name)
+    sizes = dict(spec.hub_sizes)
+    if spec.validation_from_train:
+        sizes["validation"] = max(1, round(spec.validation_fraction * sizes["train"]))
+        sizes["train"] -= sizes["validation"]
+    caps = {"train": settings.max_train, "validation": settings.max_eval,
+            "test": settings.max_eval}
+    return {split: min(sizes[split], caps[split] or sizes[split]) for split in SPLITS}
 
 
 def tokenize_task(
@@ -301,9 +327,10 @@ def _local_splits(files: dict[str, Path]) -> dict[str, tuple[datasets.Dataset, s
     return {split: (loaded[path], str(path)) for split, path in files.items()}
 
 
-def _load_from_hub(hub_id: str) -> datasets.DatasetDict:
-    """Download ``hub_id`` (or read it from the local cache): the only call that needs network."""
-    return datasets.load_dataset(hub_id)
+def _load_from_hub(spec: TaskSpec) -> datasets.DatasetDict:
+    """Download the task's configuration, only the files of ``spec.hub_data_files`` when set (or
+    read them from the local cache): the only call that needs network."""
+    return datasets.load_dataset(spec.hub_id, spec.hub_config, data_files=spec.hub_data_files)
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
@@ -326,7 +353,7 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
 def _hub_splits(spec: TaskSpec) -> dict[str, tuple[datasets.Dataset, str]]:
     try:
-        loaded = _load_from_hub(spec.hub_id)
+        loaded = _load_from_hub(spec)
     except _network_errors() as error:
         raise HubUnavailableError(
             f"could not reach the Hugging Face Hub for dataset '{spec.hub_id}' "

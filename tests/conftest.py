@@ -55,6 +55,14 @@ def clone():
     return copy.deepcopy
 
 
+@pytest.fixture(scope="session")
+def distilbert_base_sized():
+    """distilbert-base-uncased's shapes (768 hidden, 3072 FFN, 6 layers) with random weights,
+    built from ``DistilBertConfig()``: no download. Clone it before changing it."""
+    torch.manual_seed(0)
+    return DistilBertForSequenceClassification(DistilBertConfig(num_labels=2)).eval()
+
+
 @pytest.fixture
 def all_threads():
     """One torch thread per core during the test, one thread again after it."""

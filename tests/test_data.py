@@ -6,11 +6,13 @@ import itertools
 import json
 import os
 import socket
+from dataclasses import replace
 
 import datasets
 import huggingface_hub.constants
 import pandas as pd
 import pytest
+from hub_standins import write_hub_repo
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -381,28 +383,22 @@ def test_fixtures_load_in_the_tiny_profile(task):
 # --- the Hub, with the download replaced by local data ----------------------------------------
 
 
-def fake_hub(task, sizes, names=None):
-    """A DatasetDict shaped like the Hub's: ClassLabel labels, extra splits ignored."""
-    spec = get_task(task)
-    names = names or list(spec.label_names)
-    features = datasets.Features({"text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=names)})
-    return datasets.DatasetDict({
-        split: datasets.Dataset.from_dict(
-            {"text": [f"{split} {i}" for i in range(n)], "label": [i % len(names)
-                                                                   for i in range(n)]},
-            features=features,
-        )
-        for split, n in sizes.items()
-    })
+@pytest.fixture
+def hub_repo(monkeypatch, tmp_path):
+    """Point a task's Hub id at a local repository shaped like the Hub's (tests/hub_standins.py);
+    lorakit's own loader then reads it, configuration, data files and all."""
+    def make(task, sizes, **shape):
+        root = write_hub_repo(tmp_path / task, task, sizes, **shape)
+        monkeypatch.setitem(data.TASKS, task, replace(data.TASKS[task], hub_id=str(root)))
+        return root
+    return make
 
 
-def test_hub_path_in_quick_gives_seeded_subsets_with_validation_carved(monkeypatch):
-    hub = fake_hub("imdb", {"train": 3000, "test": 1000, "unsupervised": 50})
-    requested = []
-    monkeypatch.setattr(data, "_load_from_hub", lambda hub_id: requested.append(hub_id) or hub)
+def test_hub_path_in_quick_gives_seeded_subsets_with_validation_carved(hub_repo):
+    # the unsupervised split's file cannot be read: loading it at all would fail
+    hub_repo("imdb", {"train": 3000, "test": 1000, "unsupervised": 500},
+             default_config=True, unreadable=("unsupervised",))
     loaded = load_task("imdb", "quick", seed=0)
-    assert requested == ["stanfordnlp/imdb"]
     # quick: 1000 train, 500 per evaluation split; validation = 10% of train (300) < 500
     assert [len(loaded[s]) for s in ("train", "validation", "test")] == [1000, 300, 500]
     train, validation = set(loaded["train"]["text"]), set(loaded["validation"]["text"])
@@ -416,10 +412,17 @@ def test_hub_path_in_quick_gives_seeded_subsets_with_validation_carved(monkeypat
     assert load_task("imdb", "quick", seed=1)["validation"]["text"] != loaded["validation"]["text"]
 
 
-def test_hub_path_emotion_keeps_its_validation_and_maps_labels_by_name(monkeypatch):
+def test_hub_path_reads_only_the_imdb_splits_it_uses(hub_repo):
+    hub_repo("imdb", {"train": 300, "test": 100, "unsupervised": 50})
+    loaded = data._load_from_hub(get_task("imdb"))
+    assert sorted(loaded) == ["test", "train"], "the unsupervised split is never downloaded"
+    assert len(loaded["train"]) == 300
+
+
+def test_hub_path_emotion_names_its_configuration_and_maps_labels_by_name(hub_repo):
+    # neither configuration is the card's default: without the name, datasets cannot choose
     shuffled = ["joy", "sadness", "love", "anger", "fear", "surprise"]
-    hub = fake_hub("emotion", {"train": 2500, "validation": 600, "test": 600}, shuffled)
-    monkeypatch.setattr(data, "_load_from_hub", lambda hub_id: hub)
+    hub_repo("emotion", {"train": 2500, "validation": 600, "test": 600}, names=shuffled)
     loaded = load_task("emotion", "quick")
     assert [len(loaded[s]) for s in ("train", "validation", "test")] == [2000, 500, 500]
     assert all(t.startswith("validation ") for t in loaded["validation"]["text"])
@@ -436,7 +439,7 @@ def test_hub_path_emotion_keeps_its_validation_and_maps_labels_by_name(monkeypat
     ],
 )
 def test_unreachable_hub_raises_hub_unavailable(monkeypatch, error):
-    def unreachable(hub_id):
+    def unreachable(spec):
         raise error
 
     monkeypatch.setattr(data, "_load_from_hub", unreachable)

@@ -4,7 +4,6 @@ import pytest
 import torch
 from conftest import TARGETS, randomize_lora_B, tiny_distilbert
 from peft import LoraConfig, get_peft_model
-from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
 from lorakit.lora import (
     LoRALinear,
@@ -15,13 +14,6 @@ from lorakit.lora import (
     lora_state_dict,
     merge_lora,
 )
-
-
-@pytest.fixture(scope="module")
-def distilbert_base_sized():
-    """distilbert-base-uncased's shapes (768 hidden, 3072 FFN, 6 layers) with random weights."""
-    torch.manual_seed(0)
-    return DistilBertForSequenceClassification(DistilBertConfig(num_labels=2))
 
 
 def test_distilbert_base_count_is_516096(distilbert_base_sized, clone):

@@ -6,11 +6,16 @@ accelerate supports, and the T4's fp16 recipe through the same steps by hand on 
 test runs the real thing where CUDA is present.
 """
 
+import copy
+
+import numpy as np
 import pytest
 import torch
+import transformers
 
 import lorakit.train
-from lorakit.lora import LoRALinear, load_peft_adapter
+from lorakit.lora import LoRALinear, load_peft_adapter, lora_layers, merge_lora
+from lorakit.metrics import softmax_probabilities
 from lorakit.models import load_base, prepare_model
 from lorakit.train import predict_logits, run
 
@@ -92,6 +97,30 @@ def test_the_model_a_mixed_precision_run_returns_computes_in_fp32(tmp_path, monk
     expected = predict_logits(fresh, tokenizer, texts, max_length=64)
     torch.testing.assert_close(torch.from_numpy(logits), torch.from_numpy(expected),
                                rtol=0, atol=1e-6)
+
+
+def test_notebook_04s_checks_hold_after_a_mixed_precision_run(tmp_path, monkeypatch):
+    """bf16 on CPU stands in for a T4's fp16: after the run, notebook 04 merges a copy of the
+    LoRA model, checks it against the LoRA model (1e-4) and serves it through a pipeline whose
+    probabilities must equal the softmax of its logits (1e-5)."""
+    monkeypatch.setattr(lorakit.train, "current_precision", lambda: "bf16")
+    result = run("imdb", "lora", r=4, alpha=8, output_dir=tmp_path, **FAST)
+    assert result.config["precision"] == "bf16"
+    texts = result.predictions["text"].head(6).tolist()
+    lora_model, tokenizer = result.model, result.tokenizer
+    merged = merge_lora(copy.deepcopy(lora_model))
+    assert not lora_layers(merged) and lora_layers(lora_model)
+    merged_logits = predict_logits(merged, tokenizer, texts, 64)
+    torch.testing.assert_close(torch.from_numpy(merged_logits),
+                               torch.from_numpy(predict_logits(lora_model, tokenizer, texts, 64)),
+                               atol=1e-4, rtol=1e-4)
+    classifier = transformers.pipeline("text-classification", model=merged, tokenizer=tokenizer,
+                                       top_k=None, device=merged.device)
+    outputs = classifier(texts, truncation=True, max_length=64)
+    names = merged.config.id2label
+    probabilities = np.array([[next(o["score"] for o in out if o["label"] == names[i])
+                               for i in range(len(names))] for out in outputs])
+    np.testing.assert_allclose(probabilities, softmax_probabilities(merged_logits), atol=1e-5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

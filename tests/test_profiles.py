@@ -1,5 +1,11 @@
 """Profile resolution and what each profile sets."""
 
+import http.server
+import socket
+import threading
+from dataclasses import replace
+
+import huggingface_hub.constants
 import pytest
 import torch
 
@@ -34,7 +40,7 @@ def test_profiles_differ_in_model_and_data():
     assert offline.data == tiny.data == "fixtures" and quick.data == full.data == "hub"
     assert len({offline.model, tiny.model, full.model}) == 3
     assert profiles.SAMPLE_PROFILES == ("offline", "tiny")
-    assert quick.model == full.model == "distilbert-base-uncased"
+    assert quick.model == full.model == "distilbert/distilbert-base-uncased"
     assert quick.settings("imdb").max_train < 25_000 and full.settings("imdb").max_train is None
     for profile in PROFILES.values():
         for task in ("imdb", "emotion"):
@@ -63,15 +69,89 @@ def test_offline_flag_means_hub_unreachable(monkeypatch):
     assert profiles.hub_reachable() is False
 
 
-def test_describe_estimates_training_time_by_measuring_it(capsys):
-    text = PROFILES["tiny"].describe("emotion", method="head")
-    assert "training with head takes about" in text and "upper bound" in text
+@pytest.fixture
+def local_endpoint():
+    """An HTTP server on localhost that answers every request with 200, and the paths it saw."""
+    seen = []
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 - the name http.server calls
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
 
 
-def test_estimate_counts_the_profile_steps(monkeypatch):
+def test_hub_is_asked_through_huggingface_hubs_endpoint(monkeypatch, local_endpoint):
+    # HF_ENDPOINT (a mirror) sets huggingface_hub.constants.ENDPOINT; proxies come with its session
+    url, seen = local_endpoint
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", url)
+    assert profiles.hub_reachable(timeout=5) is True
+    assert seen == [f"/api/models/{profiles.DISTILBERT}"]
+    closed_port = socket.socket()
+    closed_port.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT",
+                        f"http://127.0.0.1:{closed_port.getsockname()[1]}")
+    assert profiles.hub_reachable(timeout=5) is False
+    closed_port.close()
+
+
+def test_describe_estimates_the_runs_by_measuring_them(capsys):
+    text = PROFILES["tiny"].describe("emotion", runs=("untrained", "head", "head"))
+    assert "measured here: untrained" in text and "head ×2" in text
+    assert "these 3 runs, evaluations included, take about" in text and "upper bound" in text
+
+
+def test_estimate_counts_the_profile_steps_and_evaluations(monkeypatch):
     from lorakit import train
 
-    monkeypatch.setattr(train.time, "perf_counter", iter(range(0, 1000, 2)).__next__)
-    seconds = train.estimate_train_seconds("emotion", "head", "tiny")
-    steps = -(-480 // 16) * PROFILES["tiny"].settings("emotion").epochs  # 480 bundled examples
-    assert seconds == 2 * steps, "2 s per step on the fake clock, times the profile's steps"
+    monkeypatch.setattr(train.time, "perf_counter", iter(range(0, 10_000, 2)).__next__)
+    seconds = train.estimate_seconds("emotion", ("head", "untrained", "head"), "tiny")
+    settings = PROFILES["tiny"].settings("emotion")  # batch 16, 6 epochs
+    steps = -(-480 // 16) * settings.epochs  # 480 bundled training examples
+    test_batches = -(-120 // 32)  # 120 test examples, evaluated 32 at a time
+    validation_batches = -(-120 // 32) * settings.epochs
+    one_head_run = 2 * (steps + validation_batches + test_batches)  # 2 s per call on the clock
+    assert seconds.step_seconds == {"head": 2}
+    assert seconds.run_seconds == {"head": 2 * one_head_run, "untrained": 2 * test_batches}
+    assert seconds.total == 2 * one_head_run + 2 * test_batches
+
+
+def test_estimate_sizes_the_hub_splits_from_the_dataset_cards():
+    from lorakit.data import split_sizes
+
+    assert split_sizes("imdb", "full") == {"train": 22_500, "validation": 2_500, "test": 25_000}
+    assert split_sizes("emotion", "full") == {"train": 16_000, "validation": 2_000, "test": 2_000}
+    assert split_sizes("imdb", "quick") == {"train": 1_000, "validation": 500, "test": 500}
+
+
+def test_estimate_refuses_unknown_runs():
+    from lorakit import train
+
+    with pytest.raises(ValueError, match=r"cannot estimate runs \['lorra'\]; name methods"):
+        train.estimate_seconds("emotion", ("lorra",), "tiny")
+
+
+def test_estimate_on_the_hub_profiles_builds_distilbert_base_without_a_download(monkeypatch):
+    from lorakit import train
+
+    built = []
+    real_architecture = train._architecture
+    monkeypatch.setattr(train, "_architecture",
+                        lambda task, profile: built.append(real_architecture(task, profile))
+                        or built[-1])
+    small = replace(PROFILES["quick"].tasks["emotion"], batch_size=2, max_length=16)
+    quick = replace(PROFILES["quick"], tasks={"emotion": small})
+    seconds = train.estimate_seconds("emotion", ("lora",), quick, timed_steps=1)
+    assert seconds.total == seconds.run_seconds["lora"] > seconds.step_seconds["lora"] > 0
+    config = built[0].config
+    assert (config.n_layers, config.dim, config.hidden_dim, config.num_labels) == (6, 768, 3072, 6)

@@ -1,6 +1,9 @@
 """One run end to end in the tiny profile: the run directory, its numbers, its adapter."""
 
+import gc
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -158,6 +161,7 @@ def test_run_names():
 @pytest.mark.skipif(torch.cuda.is_available() or not PROC_CLEAR_REFS.exists(),
                     reason="the per-run CPU peak needs Linux's /proc/self/clear_refs and no CUDA")
 def test_cpu_peak_memory_restarts_with_each_run():
+    gc.collect()  # garbage of earlier tests, freed mid-test, would hide the block's 200 MB
     kind = reset_peak_memory()
     assert kind == "cpu-rss-run"
     before = peak_memory_mb(kind)
@@ -172,3 +176,36 @@ def test_runs_record_the_per_run_peak_here(runs):
     expected = "cuda" if torch.cuda.is_available() else (
         "cpu-rss-run" if PROC_CLEAR_REFS.exists() else "cpu-rss")
     assert {r.metrics["peak_memory_kind"] for r in runs.values()} == {expected}
+
+
+WITHOUT_RESOURCE = """
+import builtins, math, sys, types
+
+real_import = builtins.__import__
+
+
+def import_as_on_windows(name, globals=None, *args, **kwargs):
+    # lorakit's own `import resource` fails, as on Windows; libraries import as usual
+    if name == "resource" and (globals or {}).get("__name__", "").startswith("lorakit"):
+        raise ModuleNotFoundError("No module named 'resource'", name="resource")
+    return real_import(name, globals, *args, **kwargs)
+
+
+builtins.__import__ = import_as_on_windows
+import lorakit.cli, lorakit.train
+
+windows_psutil = types.SimpleNamespace(Process=lambda: types.SimpleNamespace(
+    memory_info=lambda: types.SimpleNamespace(peak_wset=123 * 2**20)))
+sys.modules["psutil"] = windows_psutil
+with_psutil = lorakit.train.peak_memory_mb("cpu-rss")
+sys.modules["psutil"] = None
+without_psutil = lorakit.train.peak_memory_mb("cpu-rss")
+print(with_psutil, math.isnan(without_psutil))
+"""
+
+
+def test_lorakit_imports_and_measures_without_the_resource_module():
+    done = subprocess.run([sys.executable, "-c", WITHOUT_RESOURCE], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["123.0", "True"], "psutil's peak, else NaN; never an error"
