@@ -24,7 +24,8 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,7 +42,9 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
+from transformers.utils import logging as transformers_logging
 
 from lorakit.data import get_task, load_task, split_sizes, tokenize_task
 from lorakit.lora import save_peft_adapter
@@ -243,6 +246,7 @@ def run(
     run_name: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    progress: bool = True,
 ) -> RunResult:
     """Fine-tune a model on ``task`` with ``method`` and write its run directory.
 
@@ -262,6 +266,9 @@ def run(
         output_dir: where ``<task>/<run-name>/`` is written; default ``profiles.runs_dir()``.
         resume: continue an interrupted run from its last epoch checkpoint.
         overwrite: replace an existing run directory.
+        progress: show the Trainer's progress bar while it trains and predicts (a widget in
+            Jupyter and Colab, tqdm in a terminal); False trains silently, for notebooks that
+            make many short runs. The log is in ``log_history.csv`` either way.
     """
     profile = resolve_profile(profile)
     check_method(method)
@@ -290,7 +297,7 @@ def run(
 
     precision = current_precision()
     args = _training_arguments(work_dir, settings, learning_rate, precision, seed,
-                               len(tokenized["train"]))
+                               len(tokenized["train"]), progress)
     state = PartialState()  # after TrainingArguments, which sets up the processes
     if state.is_main_process:
         if overwrite:
@@ -308,14 +315,17 @@ def run(
         compute_metrics=trainer_compute_metrics,
         processing_class=tokenizer,
     )
+    if not progress:  # without a bar the Trainer prints every log line instead: nothing at all
+        trainer.remove_callback(PrinterCallback)
     memory_kind = reset_peak_memory()
     train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
     checkpoint = None
     if resume and Path(args.output_dir).is_dir():
         checkpoint = get_last_checkpoint(args.output_dir)
-    if settings.epochs > 0:
-        train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
-    test_output = _predict_in_order(trainer, tokenized["test"])
+    with nullcontext() if progress else _transformers_progress_bars_off():
+        if settings.epochs > 0:
+            train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
+        test_output = _predict_in_order(trainer, tokenized["test"])
     # Mixed precision wrapped the model's forward in autocast, in place: the model we return
     # must compute in fp32 again, like any model a reader loads.
     trained = trainer.accelerator.unwrap_model(trained, keep_fp32_wrapper=False)
@@ -470,7 +480,7 @@ def _seconds_per_evaluation(model: torch.nn.Module, batch: dict, precision: str)
 
 
 def _training_arguments(work_dir: Path, settings, learning_rate: float, precision: str,
-                        seed: int, train_examples: int) -> TrainingArguments:
+                        seed: int, train_examples: int, progress: bool) -> TrainingArguments:
     """The Trainer's settings: a checkpoint and an evaluation per epoch, ~40 log points."""
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     steps_per_epoch = -(-train_examples // (settings.batch_size * world_size))
@@ -493,9 +503,24 @@ def _training_arguments(work_dir: Path, settings, learning_rate: float, precisio
         seed=seed,
         data_seed=seed,
         report_to="none",
+        # explicit: by default the Trainer hides its bar whenever transformers' logging is set
+        # above warnings (as notebooks do) and prints a dictionary per log step instead
+        disable_tqdm=not progress,
         dataloader_num_workers=0,
         **_length_grouping(),
     )
+
+
+@contextmanager
+def _transformers_progress_bars_off() -> Iterator[None]:
+    """transformers' own progress bars (saving a checkpoint...) off, then as they were."""
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _predict_in_order(trainer: Trainer, dataset):

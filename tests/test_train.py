@@ -1,7 +1,7 @@
 """One run end to end in the tiny profile: the run directory, its numbers, its adapter."""
 
-import gc
 import json
+import mmap
 import subprocess
 import sys
 
@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import transformers
 from peft import PeftModel
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import set_seed
@@ -161,13 +162,15 @@ def test_run_names():
 @pytest.mark.skipif(torch.cuda.is_available() or not PROC_CLEAR_REFS.exists(),
                     reason="the per-run CPU peak needs Linux's /proc/self/clear_refs and no CUDA")
 def test_cpu_peak_memory_restarts_with_each_run():
-    gc.collect()  # garbage of earlier tests, freed mid-test, would hide the block's 200 MB
     kind = reset_peak_memory()
     assert kind == "cpu-rss-run"
     before = peak_memory_mb(kind)
-    block = np.ones(200 * 2**20 // 8)  # 200 MB, every page written
+    # 200 MB of fresh pages, every one written: an anonymous mapping, not malloc, which could
+    # reuse memory that earlier tests freed and that is still resident
+    block = mmap.mmap(-1, 200 * 2**20)
+    np.frombuffer(block, dtype=np.uint8)[:] = 1
     during = peak_memory_mb(kind)
-    del block
+    block.close()
     assert during > before + 190
     assert reset_peak_memory() == kind and peak_memory_mb(kind) < during - 150
 
@@ -209,3 +212,19 @@ def test_lorakit_imports_and_measures_without_the_resource_module():
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["123.0", "True"], "psutil's peak, else NaN; never an error"
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_is_a_bar_or_nothing(progress, tmp_path, capfd):
+    # notebooks set transformers' logging to errors, which by default swaps the Trainer's bar
+    # for a dictionary printed at every log step
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        run("emotion", "head", output_dir=tmp_path, progress=progress, **FAST)
+    finally:
+        transformers.utils.logging.set_verbosity_warning()
+    printed = capfd.readouterr()
+    if progress:  # in a terminal, tqdm (in Jupyter, a widget that prints no log lines)
+        assert "it/s]" in printed.err or "s/it]" in printed.err
+    else:
+        assert printed.out + printed.err == ""
