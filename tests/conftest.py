@@ -41,13 +41,18 @@ def base_model():
     return tiny_distilbert()
 
 
+def token_batch(vocab_size: int, size: int, length: int, padded_from: int) -> dict:
+    """Seeded random ids (size, length); the second example is padding from ``padded_from``."""
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(0, vocab_size, (size, length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, padded_from:] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
 @pytest.fixture
 def batch():
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(0, 120, (4, 10), generator=generator)
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[1, 7:] = 0
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
+    return token_batch(vocab_size=120, size=4, length=10, padded_from=7)
 
 
 @pytest.fixture

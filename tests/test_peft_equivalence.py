@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import TARGETS, randomize_lora_B, tiny_distilbert
+from conftest import TARGETS, randomize_lora_B, tiny_distilbert, token_batch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from lorakit.lora import (
@@ -122,11 +122,7 @@ def test_missing_adapter_directory_is_named(base_model, tmp_path):
 
 @pytest.fixture
 def real_batch():
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(0, 30_522, (2, 24), generator=generator)
-    attention_mask = torch.ones_like(input_ids)
-    attention_mask[1, 17:] = 0
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
+    return token_batch(vocab_size=30_522, size=2, length=24, padded_from=17)
 
 
 def without_dropout(model: torch.nn.Module) -> torch.nn.Module:

@@ -155,3 +155,15 @@ def test_estimate_on_the_hub_profiles_builds_distilbert_base_without_a_download(
     assert seconds.total == seconds.run_seconds["lora"] > seconds.step_seconds["lora"] > 0
     config = built[0].config
     assert (config.n_layers, config.dim, config.hidden_dim, config.num_labels) == (6, 768, 3072, 6)
+
+
+def test_full_profile_settings_fit_distilbert_base(distilbert_base_sized):
+    from lorakit.models import DEFAULT_TARGETS
+    from lorakit.settings import check_fits_model
+
+    imdb, emotion = (PROFILES["full"].settings(task) for task in ("imdb", "emotion"))
+    assert (imdb.max_length, imdb.epochs, imdb.max_train) == (512, 2, None)
+    for settings in (imdb, emotion):
+        check_fits_model(distilbert_base_sized, DEFAULT_TARGETS, 8, settings.max_length)
+    with pytest.raises(ValueError, match=r"max_length=513 .* has positions \(512\)"):
+        check_fits_model(distilbert_base_sized, DEFAULT_TARGETS, 8, imdb.max_length + 1)
