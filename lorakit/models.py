@@ -15,6 +15,7 @@ all-MiniLM-L6-v2 converted into DistilBERT's layout (``lorakit.minilm``, built f
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 from peft import LoraConfig, get_peft_model
@@ -165,7 +166,10 @@ def prepare_model(
             task_type="SEQ_CLS", r=r, lora_alpha=alpha, lora_dropout=dropout,
             target_modules=list(targets), use_rslora=rslora, modules_to_save=list(head),
         )
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # PEFT reads an attribute transformers 5 deprecated
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
+                                    category=FutureWarning)
+            return get_peft_model(model, config)
     model.requires_grad_(method == "full")
     if method == "head":
         for name, module in model.named_modules():

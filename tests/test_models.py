@@ -1,5 +1,7 @@
 """Base models for each profile (the Hub replaced by local directories) and the four methods."""
 
+import warnings
+
 import huggingface_hub
 import pytest
 import torch
@@ -95,3 +97,11 @@ def test_bad_method_and_bad_peft_target_are_named():
         prepare_model(model, "peft", targets=["query"])
     with pytest.raises(ValueError, match="r=0"):
         prepare_model(model, "peft", r=0)
+
+
+def test_preparing_peft_warns_about_nothing_the_reader_can_act_on():
+    model, _ = load_base("emotion", "tiny")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepare_model(model, "peft", r=4, alpha=8)
+    assert [str(w.message) for w in caught] == []
