@@ -5,26 +5,40 @@ The profile is resolved as everywhere (``LORAKIT_PROFILE``, else ``full`` on CUD
 the series runs in ``offline``: a real pretrained encoder (all-MiniLM-L6-v2 in DistilBERT's
 layout) on the bundled samples, and says so.
 
+It shows where it is: before the first notebook, how long the series' training runs take on this
+machine (each notebook's ``TASK`` and ``RUNS``, timed as ``profile.describe()`` times them);
+while a notebook executes, its cells done, the section it is in, the time spent and, once the
+notebook has printed its own estimate, how far along that estimate it is: a bar in a terminal,
+a plain line at most every ten seconds elsewhere (CI, a log file); and a line per notebook as it
+ends.
+
 Usage: ``make tutorial`` (or ``python scripts/run_tutorial.py [--timeout SECONDS]``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+# what profile.describe() and the notebooks print before long work: "take about 4 min"
+PRINTED_ESTIMATE = re.compile(r"\btakes? about (\d+(?:\.\d+)?) (s|min|h)\b")
+UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600}
+PLAIN_LINE_EVERY_S = 10.0
 
 
 def choose_profile() -> str:
@@ -49,8 +63,14 @@ def execute(notebook: Path, timeout: int) -> tuple[float, str]:
     ``timeout`` seconds, a kernel that died or never started.
     """
     nb = nbformat.read(notebook, as_version=4)
+    progress = CellProgress(nb, notebook.stem[:2])
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(BUILD)}})
+                            resources={"metadata": {"path": str(BUILD)}},
+                            # the kernel's own log: errors only, not a warning per notebook
+                            # about TCP on localhost
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                            on_cell_start=progress.cell_started,
+                            on_cell_executed=progress.cell_executed)
     started = time.perf_counter()
     try:
         client.execute()
@@ -64,8 +84,148 @@ def execute(notebook: Path, timeout: int) -> tuple[float, str]:
     except Exception as error:  # noqa: BLE001 - whatever else stops it, the series goes on
         status = f"failed: {type(error).__name__}: {_last_line(error)}"
     finally:
+        progress.close()
         nbformat.write(nb, BUILD / notebook.name)
     return time.perf_counter() - started, status
+
+
+class CellProgress:
+    """Where one notebook is while it executes: code cells done, the section of the cell that
+    runs, the time spent and, once the notebook has printed estimates ("take about 2 min"),
+    the share of their sum already spent.
+
+    In a terminal a tqdm bar over the code cells; elsewhere a plain line at most every
+    ``every`` seconds, so that a CI log stays short. A background thread refreshes it while a
+    long cell runs (the clock would otherwise stand still until the cell ends).
+    """
+
+    def __init__(self, notebook: nbformat.NotebookNode, name: str, stream=None,
+                 interactive: bool | None = None, every: float = PLAIN_LINE_EVERY_S,
+                 clock=time.monotonic):
+        self.name, self.every, self.clock = name, every, clock
+        self.stream = stream or sys.stdout
+        self.sections = sections_of_cells(notebook)
+        self.total = sum(cell.cell_type == "code" for cell in notebook.cells)
+        self.done, self.estimate, self.section = 0, 0.0, ""
+        self.started = self.last_line = clock()
+        interactive = self.stream.isatty() if interactive is None else interactive
+        self.bar = tqdm(total=self.total, desc=f"  {name}", file=self.stream, leave=False,
+                        dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                        "{n_fmt}/{total_fmt} cells [{elapsed}{postfix}]") if interactive else None
+        self.lock, self.closed = threading.Lock(), threading.Event()
+        self.ticker = threading.Thread(target=self._tick, args=(1.0 if interactive else every,),
+                                       daemon=True)
+        self.ticker.start()
+
+    def cell_started(self, cell, cell_index, **_) -> None:
+        self.section = self.sections[cell_index]
+        self._show()
+
+    def cell_executed(self, cell, cell_index, **_) -> None:
+        self.done += 1
+        self.estimate += printed_estimate_seconds(cell)
+        self._show()
+
+    def status(self, with_time: bool = True) -> str:
+        """E.g. ``2 · Four runs · 45 s, 38% of its 2 min estimate`` (the bar shows the time)."""
+        spent = self.clock() - self.started
+        text = f"{self.section or 'setup'}{f' · {spent:.0f} s' if with_time else ''}"
+        if self.estimate > 0:
+            text += f", {spent / self.estimate:.0%} of its {duration(self.estimate)} estimate"
+        return text
+
+    def _show(self) -> None:
+        with self.lock:
+            if self.closed.is_set():
+                return
+            if self.bar is not None:
+                self.bar.n = self.done
+                self.bar.set_postfix_str(self.status(with_time=False), refresh=True)
+            elif self.clock() - self.last_line >= self.every:
+                self.last_line = self.clock()
+                print(f"  {self.name}: cell {self.done}/{self.total} · {self.status()}",
+                      file=self.stream, flush=True)
+
+    def _tick(self, interval: float) -> None:
+        while not self.closed.wait(interval):
+            self._show()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed.set()
+            if self.bar is not None:
+                self.bar.close()
+
+
+def sections_of_cells(notebook: nbformat.NotebookNode) -> list[str]:
+    """For each cell, the last ``## `` heading at or before it ("" before the first)."""
+    sections, current = [], ""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            headings = [line[3:].strip() for line in cell.source.splitlines()
+                        if line.startswith("## ")]
+            current = headings[-1] if headings else current
+        sections.append(current)
+    return sections
+
+
+def printed_estimate_seconds(cell) -> float:
+    """The sum of the estimates ("take about N s|min|h") a cell printed."""
+    text = "".join(output.get("text", "") for output in cell.get("outputs", [])
+                   if output.get("output_type") == "stream")
+    return sum(float(number) * UNIT_SECONDS[unit]
+               for number, unit in PRINTED_ESTIMATE.findall(text))
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def planned_runs(notebook: nbformat.NotebookNode) -> tuple[str, list[str]] | None:
+    """The ``TASK`` and ``RUNS`` a notebook declares in one code cell, read without running it:
+    the cell's plain assignments are evaluated (with ``len`` as the only builtin) until both
+    are known. None when the notebook declares no runs."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "RUNS" not in cell.source:
+            continue
+        try:
+            statements = ast.parse(cell.source).body
+        except SyntaxError:  # e.g. a cell with IPython magics
+            continue
+        names: dict = {}
+        for statement in statements:
+            if not (isinstance(statement, ast.Assign)
+                    and all(isinstance(target, ast.Name) for target in statement.targets)):
+                continue
+            try:
+                value = eval(compile(ast.Expression(statement.value), "<cell>", "eval"),  # noqa: S307
+                             {"__builtins__": {"len": len}}, dict(names))
+            except Exception:  # noqa: BLE001 - depends on more than constants: not a declaration
+                continue
+            names.update({target.id: value for target in statement.targets})
+        if "TASK" in names and "RUNS" in names:
+            return names["TASK"], list(names["RUNS"])
+    return None
+
+
+def announce_series_estimate(notebooks: list[Path], profile: str) -> float:
+    """Print how long the training runs of the whole series take here, before any starts."""
+    plans = {path.stem: planned_runs(nbformat.read(path, as_version=4)) for path in notebooks}
+    plans = {name: plan for name, plan in plans.items() if plan}
+    if not plans:
+        return 0.0
+    from lorakit.train import estimate_seconds
+
+    print(f"timing a few training steps per method on this machine ({profile} profile) ...",
+          flush=True)
+    seconds = {name: estimate_seconds(task, runs, profile).total
+               for name, (task, runs) in plans.items()}
+    each = ", ".join(f"{name[:2]} {duration(value)}" for name, value in seconds.items())
+    total = sum(seconds.values())
+    print(f"the series' training runs take about {duration(total)} here ({each}; timed on "
+          "full-length batches, an upper bound; the other notebooks train little or reuse runs)",
+          flush=True)
+    return total
 
 
 def _last_line(error: BaseException) -> str:
@@ -109,6 +269,7 @@ def main() -> int:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ["LORAKIT_RUNS_DIR"] = str(BUILD / "runs")
     BUILD.mkdir(exist_ok=True)
+    announce_series_estimate(notebooks, profile)
     timings = []
     for notebook in notebooks:
         print(f"executing {notebook.name} ...", flush=True)

@@ -1,6 +1,7 @@
 """scripts/run_tutorial.py: which profile `make tutorial` picks, and what build/results.md says."""
 
 import importlib.util
+import io
 import sys
 from pathlib import Path
 
@@ -68,3 +69,68 @@ def test_every_outcome_is_recorded_and_the_series_goes_on(tutorial, monkeypatch,
     assert rows["03_fails.ipynb"].startswith("failed: ValueError: a bad value")
     assert rows["04_fine.ipynb"] == "ok"
     assert sorted(p.name for p in build.glob("*.ipynb")) == sorted(f"{n}.ipynb" for n in cells)
+
+
+def test_the_series_runs_are_read_from_the_notebooks_without_running_them(tutorial):
+    plans = {path.stem[:2]: tutorial.planned_runs(nbformat.read(path, as_version=4))
+             for path in sorted(tutorial.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
+    assert plans["03"] == ("emotion", ["lora", "peft", "full", "head"])
+    assert plans["04"] == ("imdb", ["untrained", "head", "lora", "full"])
+    assert plans["05"] == ("emotion", ["lora"] * 8 + ["peft", "head"])  # 4 ranks x 2 scales
+    assert plans["01"] is plans["02"] is plans["06"] is None  # no training runs declared
+
+
+def small_notebook():
+    return nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("setup"),
+        nbformat.v4.new_markdown_cell("## 1 · The data\ntext"),
+        nbformat.v4.new_code_cell("estimate"),
+        nbformat.v4.new_code_cell("train"),
+    ])
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_without_a_terminal_progress_is_a_plain_line_at_most_every_ten_seconds(tutorial):
+    notebook, clock, stream = small_notebook(), FakeClock(), io.StringIO()
+    progress = tutorial.CellProgress(notebook, "04", stream=stream, interactive=False,
+                                     every=10, clock=clock)
+    progress.cell_started(notebook.cells[0], 0)
+    clock.now = 4
+    progress.cell_executed(notebook.cells[0], 0)  # 4 s after the start: no line yet
+    clock.now = 5
+    progress.cell_started(notebook.cells[2], 2)
+    clock.now = 12
+    notebook.cells[2].outputs = [nbformat.v4.new_output(
+        "stream", name="stdout", text="these 4 runs take about 2 min (an upper bound)\n")]
+    progress.cell_executed(notebook.cells[2], 2)
+    clock.now = 15
+    progress.cell_started(notebook.cells[3], 3)  # 3 s after the last line: nothing
+    progress.close()
+    assert stream.getvalue().splitlines() == [
+        "  04: cell 2/3 · 1 · The data · 12 s, 10% of its 2 min estimate"]
+
+
+def test_in_a_terminal_progress_is_a_bar_with_the_section(tutorial):
+    notebook, clock, stream = small_notebook(), FakeClock(), io.StringIO()
+    progress = tutorial.CellProgress(notebook, "05", stream=stream, interactive=True,
+                                     clock=clock)
+    progress.cell_executed(notebook.cells[0], 0)
+    progress.cell_started(notebook.cells[3], 3)
+    progress.close()
+    shown = stream.getvalue()
+    assert "05:" in shown and "1/3 cells" in shown and "1 · The data" in shown
+
+
+def test_estimates_are_read_from_what_a_cell_printed(tutorial):
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                           text="runs take about 2.5 min; loop takes about 30 s\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="take about 1 h\n")]
+    assert tutorial.printed_estimate_seconds(cell) == 2.5 * 60 + 30 + 3600
