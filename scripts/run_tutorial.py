@@ -108,6 +108,7 @@ class CellProgress:
         self.total = sum(cell.cell_type == "code" for cell in notebook.cells)
         self.done, self.estimate, self.section = 0, 0.0, ""
         self.started = self.last_line = clock()
+        self.estimated_at = None  # when the notebook printed its first estimate
         interactive = self.stream.isatty() if interactive is None else interactive
         self.bar = tqdm(total=self.total, desc=f"  {name}", file=self.stream, leave=False,
                         dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
@@ -124,14 +125,19 @@ class CellProgress:
     def cell_executed(self, cell, cell_index, **_) -> None:
         self.done += 1
         self.estimate += printed_estimate_seconds(cell)
+        if self.estimate > 0 and self.estimated_at is None:
+            self.estimated_at = self.clock()
         self._show()
 
     def status(self, with_time: bool = True) -> str:
-        """E.g. ``2 · Four runs · 45 s, 38% of its 2 min estimate`` (the bar shows the time)."""
-        spent = self.clock() - self.started
-        text = f"{self.section or 'setup'}{f' · {spent:.0f} s' if with_time else ''}"
-        if self.estimate > 0:
-            text += f", {spent / self.estimate:.0%} of its {duration(self.estimate)} estimate"
+        """E.g. ``2 · Four runs · 45 s, 38% of its 2 min estimate``: the time since the
+        notebook started (the bar shows it itself) and the share of its estimate, counted from
+        when it printed the estimate."""
+        now = self.clock()
+        text = f"{self.section or 'setup'}{f' · {now - self.started:.0f} s' if with_time else ''}"
+        if self.estimated_at is not None:
+            share = (now - self.estimated_at) / self.estimate
+            text += f", {share:.0%} of its {duration(self.estimate)} estimate"
         return text
 
     def _show(self) -> None:

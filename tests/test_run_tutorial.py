@@ -112,9 +112,12 @@ def test_without_a_terminal_progress_is_a_plain_line_at_most_every_ten_seconds(t
     progress.cell_executed(notebook.cells[2], 2)
     clock.now = 15
     progress.cell_started(notebook.cells[3], 3)  # 3 s after the last line: nothing
+    clock.now = 42
+    progress.cell_executed(notebook.cells[3], 3)
     progress.close()
     assert stream.getvalue().splitlines() == [
-        "  04: cell 2/3 · 1 · The data · 12 s, 10% of its 2 min estimate"]
+        "  04: cell 2/3 · 1 · The data · 12 s, 0% of its 2 min estimate",
+        "  04: cell 3/3 · 1 · The data · 42 s, 25% of its 2 min estimate"]  # 30 s of 120
 
 
 def test_in_a_terminal_progress_is_a_bar_with_the_section(tutorial):
