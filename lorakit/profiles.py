@@ -99,20 +99,27 @@ class Profile:
         return text
 
 
+# What an estimate of ``estimate_seconds`` counts, said wherever one is printed. On short runs
+# the rest can be most of it: on an H100 (beside the test suite), notebook 04's four offline runs
+# printed 3 s and trained for 15 s.
+ESTIMATE_CAVEAT = "training steps timed on full-length batches; loading and saving come on top"
+
+
 def _estimate_lines(task: str, runs: Sequence[str], profile: Profile) -> list[str]:
     from lorakit.train import estimate_seconds
 
     estimate = estimate_seconds(task, runs, profile)
     counts = Counter(runs)
     each = ", ".join(f"{run}{f' ×{counts[run]}' if counts[run] > 1 else ''} "
-                     f"{_duration(estimate.run_seconds[run])}" for run in counts)
+                     f"{format_duration(estimate.run_seconds[run])}" for run in counts)
     what = "this run" if len(runs) == 1 else f"these {len(runs)} runs"
     return [f"{'':>8}  measured here: {each}",
-            f"{'':>8}  {what}, evaluations included, take about {_duration(estimate.total)} "
-            "(timed on full-length batches: an upper bound)"]
+            f"{'':>8}  {what}, evaluations included, take about {format_duration(estimate.total)} "
+            f"({ESTIMATE_CAVEAT})"]
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """E.g. ``45 s``, ``12 min``, ``2.5 h``: how estimates are printed."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

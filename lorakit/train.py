@@ -299,6 +299,10 @@ def run(
     args = _training_arguments(work_dir, settings, learning_rate, precision, seed,
                                len(tokenized["train"]), progress)
     state = PartialState()  # after TrainingArguments, which sets up the processes
+    # Every process has checked the run directory (_resolve_run_dir) before the main one changes
+    # it: NCCL connects lazily, so the processes of a GPU run start unsynchronised, and a late one
+    # would find the main one's .incomplete directory and refuse to run.
+    state.wait_for_everyone()
     if state.is_main_process:
         if overwrite:
             shutil.rmtree(final_dir, ignore_errors=True)
@@ -390,8 +394,10 @@ def estimate_seconds(task: str, runs: Sequence[str] = ("lora",), profile=None,
     multiplied by the steps the profile runs; one evaluation batch (twice as large, no gradients)
     is timed and multiplied by the batches every run evaluates: the validation split after each
     epoch and the test split at the end. Real batches are padded only to their longest text, so
-    this is an upper bound. For distilbert-base-uncased the architecture is built from
-    ``DistilBertConfig()`` with random weights: same cost, no download.
+    the steps take at most this long; loading, tokenizing and saving are not counted (on the
+    offline profile's short runs on a GPU they take longer than the steps). For
+    distilbert-base-uncased the architecture is built from ``DistilBertConfig()`` with random
+    weights: same cost, no download.
 
     Everything is timed in the precision ``run`` uses here (fp16 or bf16 autocast where it
     uses them), or in ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``) when given.

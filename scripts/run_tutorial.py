@@ -31,6 +31,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm import tqdm
 
+from lorakit.profiles import ESTIMATE_CAVEAT, format_duration
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
@@ -137,7 +139,7 @@ class CellProgress:
         text = f"{self.section or 'setup'}{f' · {now - self.started:.0f} s' if with_time else ''}"
         if self.estimated_at is not None:
             share = (now - self.estimated_at) / self.estimate
-            text += f", {share:.0%} of its {duration(self.estimate)} estimate"
+            text += f", {share:.0%} of its {format_duration(self.estimate)} estimate"
         return text
 
     def _show(self) -> None:
@@ -183,10 +185,6 @@ def printed_estimate_seconds(cell) -> float:
                for number, unit in PRINTED_ESTIMATE.findall(text))
 
 
-def duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
 def planned_runs(notebook: nbformat.NotebookNode) -> tuple[str, list[str]] | None:
     """The ``TASK`` and ``RUNS`` a notebook declares in one code cell, read without running it:
     the cell's plain assignments are evaluated (with ``len`` as the only builtin) until both
@@ -226,11 +224,10 @@ def announce_series_estimate(notebooks: list[Path], profile: str) -> float:
           flush=True)
     seconds = {name: estimate_seconds(task, runs, profile).total
                for name, (task, runs) in plans.items()}
-    each = ", ".join(f"{name[:2]} {duration(value)}" for name, value in seconds.items())
+    each = ", ".join(f"{name[:2]} {format_duration(value)}" for name, value in seconds.items())
     total = sum(seconds.values())
-    print(f"the series' training runs take about {duration(total)} here ({each}; timed on "
-          "full-length batches, an upper bound; the other notebooks train little or reuse runs)",
-          flush=True)
+    print(f"the series' training runs take about {format_duration(total)} here ({each}; "
+          f"{ESTIMATE_CAVEAT}; the other notebooks train little or reuse runs)", flush=True)
     return total
 
 

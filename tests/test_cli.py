@@ -100,7 +100,9 @@ def test_python_dash_m_lorakit_help():
 
 def test_torchrun_two_processes_write_one_run(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
-    env = os.environ | {"LORAKIT_PROFILE": "tiny", "OMP_NUM_THREADS": "1"}
+    # Two processes on the CPU (gloo): one GPU cannot host two NCCL ranks.
+    env = os.environ | {"LORAKIT_PROFILE": "tiny", "OMP_NUM_THREADS": "1",
+                        "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(
         [str(torchrun), "--nproc_per_node", "2", "-m", "lorakit", "train", "--task", "emotion",
          "--method", "lora", *TINY, "--output-dir", str(tmp_path)],

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lorakit import profiles
-from lorakit.profiles import PROFILES, resolve_profile
+from lorakit.profiles import ESTIMATE_CAVEAT, PROFILES, resolve_profile
 
 
 def test_environment_variable_wins(monkeypatch):
@@ -108,7 +108,7 @@ def test_hub_is_asked_through_huggingface_hubs_endpoint(monkeypatch, local_endpo
 def test_describe_estimates_the_runs_by_measuring_them(capsys):
     text = PROFILES["tiny"].describe("emotion", runs=("untrained", "head", "head"))
     assert "measured here: untrained" in text and "head ×2" in text
-    assert "these 3 runs, evaluations included, take about" in text and "upper bound" in text
+    assert "these 3 runs, evaluations included, take about" in text and ESTIMATE_CAVEAT in text
 
 
 def test_estimate_counts_the_profile_steps_and_evaluations(monkeypatch):

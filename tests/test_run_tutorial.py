@@ -108,7 +108,7 @@ def test_without_a_terminal_progress_is_a_plain_line_at_most_every_ten_seconds(t
     progress.cell_started(notebook.cells[2], 2)
     clock.now = 12
     notebook.cells[2].outputs = [nbformat.v4.new_output(
-        "stream", name="stdout", text="these 4 runs take about 2 min (an upper bound)\n")]
+        "stream", name="stdout", text="these 4 runs take about 2 min (steps only)\n")]
     progress.cell_executed(notebook.cells[2], 2)
     clock.now = 15
     progress.cell_started(notebook.cells[3], 3)  # 3 s after the last line: nothing
