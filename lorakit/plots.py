@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import PercentFormatter
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-PERCENT_METRICS = ("accuracy", "macro_f1", "trainable_percent")
+PERCENT_METRICS = ("accuracy", "macro_f1", "val_macro_f1", "trainable_percent")
 METRIC_LABELS = {
     "accuracy": "accuracy",
     "macro_f1": "macro-F1",
+    "val_macro_f1": "validation macro-F1",
     "trainable_parameters": "trainable parameters",
     "trainable_percent": "trainable parameters (% of total)",
     "train_seconds": "training time (s)",
@@ -114,10 +115,13 @@ def training_curves(log_histories, title: str = "Training curves") -> Figure:
         axes[0].text(0.5, 0.5, "no training steps logged", ha="center", va="center",
                      transform=axes[0].transAxes)
     for ax, column in zip(axes[1:], panels[1:], strict=True):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # evaluated after whole epochs
         if column == "eval_loss":
             ax.set(title="Evaluation loss", xlabel="epoch", ylabel="cross-entropy loss (nats)")
         else:
-            ax.set(title="Evaluation accuracy", xlabel="epoch", ylabel="accuracy")
+            with_f1 = has("eval_macro_f1")
+            ax.set(title="Evaluation accuracy" + (" and macro-F1 (dashed)" if with_f1 else ""),
+                   xlabel="epoch", ylabel="accuracy, macro-F1" if with_f1 else "accuracy")
             _percent_axis(ax.yaxis)
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
@@ -254,12 +258,16 @@ def _cell_format(metric: str, values: np.ndarray) -> str:
 
 
 def sweep_heatmap(report_df: pd.DataFrame, metric: str = "accuracy",
-                  title: str | None = None) -> Figure:
+                  title: str | None = None, value_range: tuple[float, float] | None = None,
+                  mark: tuple[int, float] | None = None) -> Figure:
     """Heatmap of ``metric`` over the rank sweep: rows rank r, columns the ratio α/r.
 
     ``report_df`` needs columns r, alpha and ``metric``; rows without r or alpha (head, full)
     are left out. Pass the rows of one task and method; a cell with several runs (seeds) shows
     their mean. Cells are annotated with the value (fractions as percentages).
+    ``value_range`` fixes the colour scale (e.g. ``(0.5, 1.0)``), so that two heatmaps share it
+    and a small gap looks small; by default it spans the data. ``mark`` outlines one cell, given
+    as (r, α/r), e.g. the configuration chosen on validation.
     """
     _need_columns(report_df, ["r", "alpha", metric], "sweep_heatmap")
     rows = report_df[["r", "alpha", metric]].apply(pd.to_numeric, errors="coerce").dropna()
@@ -273,8 +281,17 @@ def sweep_heatmap(report_df: pd.DataFrame, metric: str = "accuracy",
     grid.index.name = "rank r"
     grid.columns = pd.Index([f"{c:g}" for c in grid.columns], name="α / r")
     fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 3, 0.7 * grid.shape[0] + 2.2))
+    low, high = value_range if value_range is not None else (None, None)
     sns.heatmap(grid, annot=True, fmt=_cell_format(metric, grid.to_numpy(dtype=float)),
-                cmap="viridis", cbar_kws={"label": _metric_label(metric)}, ax=ax)
+                cmap="viridis", vmin=low, vmax=high, cbar_kws={"label": _metric_label(metric)},
+                ax=ax)
+    if mark is not None:
+        r, ratio = mark
+        if r not in grid.index or f"{ratio:g}" not in grid.columns:
+            raise ValueError(f"sweep_heatmap: mark={mark} is not a cell of the sweep "
+                             f"(ranks {list(grid.index)}, α/r {list(grid.columns)})")
+        row, column = grid.index.get_loc(r), grid.columns.get_loc(f"{ratio:g}")
+        ax.add_patch(Rectangle((column, row), 1, 1, fill=False, edgecolor="red", linewidth=3))
     ax.set(title=title or f"{_capitalised(_metric_label(metric))} across the rank sweep",
            xlabel="α / r (LoRA scale)", ylabel="rank r")
     ax.tick_params(axis="y", labelrotation=0)

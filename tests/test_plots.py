@@ -71,9 +71,11 @@ def test_training_curves_show_loss_and_eval_panels_for_each_run():
     fig = check(plots.training_curves({"lora": log_history(), "full": log_history(0.1)}))
 
     assert [ax.get_title() for ax in fig.axes] == [
-        "Training loss", "Evaluation loss", "Evaluation accuracy"
+        "Training loss", "Evaluation loss", "Evaluation accuracy and macro-F1 (dashed)"
     ]
     assert len(fig.axes[0].lines) == 2
+    epoch_ticks = fig.axes[1].get_xticks()
+    assert np.array_equal(epoch_ticks, np.round(epoch_ticks))  # whole epochs, no 1.25
 
 
 def test_training_curves_without_eval_logs_draw_only_the_loss_panel():
@@ -103,6 +105,17 @@ def test_results_bars_and_sweep_heatmaps():
     assert fig.axes[0].get_ylabel() == "rank r"
     assert len(fig.axes[0].texts) == 8  # one annotated cell per (r, α/r): 4 ranks × 2 ratios
     check(plots.sweep_heatmap(table, "trainable_parameters"))
+
+
+def test_sweep_heatmap_fixed_colour_range_and_marked_cell():
+    fig = check(plots.sweep_heatmap(report_table(), "macro_f1", value_range=(0.5, 1.0),
+                                    mark=(8, 2)))
+    heatmap = fig.axes[0].collections[0]
+    assert (heatmap.norm.vmin, heatmap.norm.vmax) == (0.5, 1.0)  # not the data's 0.76-0.95
+    (outline,) = fig.axes[0].patches
+    assert outline.get_xy() == (1, 2)  # column α/r = 2, row r = 8 (ranks 1, 4, 8, 16)
+    with pytest.raises(ValueError, match=r"mark=\(3, 2\) is not a cell"):
+        plots.sweep_heatmap(report_table(), "macro_f1", mark=(3, 2))
 
 
 def test_error_analysis_figures(predictions):
