@@ -351,6 +351,22 @@ def expected_calibration_error(table: pd.DataFrame, n_bins: int = 10) -> float:
     return float((filled["share"] * filled["gap"].abs()).sum())
 
 
+def brier_score(table: pd.DataFrame, label_names: Sequence[str]) -> float:
+    """Mean over examples of ``sum over classes c of (p_c - [y = c])²``, from the ``prob_<name>``
+    columns of a prediction table: 0 for certain and right, 2 for certain and wrong.
+
+    Unlike the ECE it scores every probability against the true label, so a model that gives
+    every example the classes' base rates, calibrated and useless, scores badly on it (Brier,
+    1950, "Verification of forecasts expressed in terms of probability").
+    """
+    names = _check_label_names(label_names)
+    _check_table(table, [f"prob_{name}" for name in names], "brier_score")
+    true_ids, _ = _class_ids(table, names, "brier_score")
+    probabilities = table[[f"prob_{name}" for name in names]].to_numpy(np.float64)  # (N, C)
+    one_hot = np.eye(len(names))[true_ids]
+    return float(((probabilities - one_hot) ** 2).sum(axis=1).mean())
+
+
 # Text length and truncation
 
 

@@ -125,6 +125,44 @@ def classification_metrics(labels, predictions, label_names: Sequence[str]) -> d
     }
 
 
+def bootstrap_interval(labels, predictions, num_classes: int, metric: str = "accuracy",
+                       resamples: int = 1000, confidence: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """A percentile-bootstrap interval for ``metric`` ("accuracy" or "macro_f1") of class ids
+    ``labels`` and ``predictions`` (N,): the test examples are drawn again with replacement
+    ``resamples`` times, and the interval holds the middle ``confidence`` of the metric's values.
+
+    It measures how much the score depends on which examples the test split happens to hold, not
+    the run-to-run spread of training (seeds measure that). When two runs' intervals overlap, the
+    test split cannot tell them apart.
+    """
+    if metric not in ("accuracy", "macro_f1"):
+        raise ValueError(f"metric={metric!r}; expected 'accuracy' or 'macro_f1'")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r}; expected a fraction such as 0.95")
+    _check_same_length(labels=labels, predictions=predictions)
+    if len(labels) == 0:
+        raise ValueError("labels and predictions are empty; an interval needs examples")
+    y_true = _as_class_ids(labels, "labels", num_classes)
+    y_pred = _as_class_ids(predictions, "predictions", num_classes)
+    draws = np.random.default_rng(seed).integers(0, len(y_true), size=(resamples, len(y_true)))
+    true, predicted = y_true[draws], y_pred[draws]  # (resamples, N)
+    if metric == "accuracy":
+        values = (true == predicted).mean(axis=1)
+    else:
+        f1 = []
+        for c in range(num_classes):  # F1 = 2 tp / (2 tp + fp + fn), 0 when the class is absent
+            tp = ((true == c) & (predicted == c)).sum(axis=1)
+            wrong = ((true == c) != (predicted == c)).sum(axis=1)  # fp + fn
+            denominator = 2 * tp + wrong
+            f1.append(np.divide(2 * tp, denominator, out=np.zeros(resamples),
+                                where=denominator > 0))
+        values = np.mean(f1, axis=0)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return float(low), float(high)
+
+
 def prediction_table(
     texts: Sequence[str], labels, logits, label_names: Sequence[str]
 ) -> pd.DataFrame:

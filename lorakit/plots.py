@@ -306,21 +306,36 @@ def confusion_heatmap(confusion_df: pd.DataFrame,
                       title: str = "Confusion matrix (share of each true label)") -> Figure:
     """Row-normalised confusion matrix: each cell is the share of a true label predicted so.
 
-    ``confusion_df`` is ``analysis.confusion(...)``, counts or ``normalize="true"`` shares
-    (counts are normalised here). The diagonal is per-class recall.
+    ``confusion_df`` is ``analysis.confusion(...)``: counts (ints), which are normalised here and
+    written under each share, e.g. "25% (1)", with each true label's number of examples beside
+    its name; or ``normalize="true"`` shares, shown alone. The diagonal is per-class recall.
     """
     _need_columns(confusion_df, [], "confusion_heatmap")
+    counts = None
+    if all(pd.api.types.is_integer_dtype(dtype) for dtype in confusion_df.dtypes):
+        counts = confusion_df.to_numpy()
     values = confusion_df.astype(float)
-    if np.nanmax(values.to_numpy()) > 1:
+    if counts is not None:
         values = values.div(values.sum(axis=1), axis=0)
+        values.index = [f"{name} (n={n})" for name, n in zip(values.index, counts.sum(axis=1),
+                                                               strict=True)]
+        values.index.name = confusion_df.index.name
+        annotations = np.array([[_share_and_count(share, count) for share, count in
+                                 zip(shares, row, strict=True)]
+                                for shares, row in zip(values.to_numpy(), counts, strict=True)])
     size = 0.9 * len(values) + 3
     fig, ax = plt.subplots(figsize=(size + 1, size))
-    sns.heatmap(values, annot=True, fmt=".0%", cmap="Blues", vmin=0, vmax=1, square=True,
-                cbar_kws={"label": "share of the true label"}, ax=ax)
+    sns.heatmap(values, annot=annotations if counts is not None else True,
+                fmt="" if counts is not None else ".0%", cmap="Blues", vmin=0, vmax=1,
+                square=True, cbar_kws={"label": "share of the true label"}, ax=ax)
     ax.set(title=title, xlabel="predicted label", ylabel="true label")
     ax.tick_params(axis="y", labelrotation=0)
     fig.tight_layout()
     return fig
+
+
+def _share_and_count(share: float, count: int) -> str:
+    return "–" if np.isnan(share) else f"{share:.0%}\n({count})"
 
 
 def error_shares(error_shares_df: pd.DataFrame, kind: str = "heatmap",

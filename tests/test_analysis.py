@@ -9,6 +9,7 @@ import pytest
 
 from lorakit.analysis import (
     accuracy_by_truncation,
+    brier_score,
     calibration_bins,
     confusion,
     error_shares_across_runs,
@@ -338,3 +339,16 @@ def test_missing_columns_are_named_and_empty_tables_rejected(small):
         expected_calibration_error(small.iloc[:0])
     with pytest.raises(ValueError, match="DataFrame"):
         per_class_error_share([1, 2], NAMES)
+
+
+def test_brier_score_worked_by_hand_and_blind_spot_of_the_ece():
+    names = ["neg", "pos"]
+    logits = np.log(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+    table = prediction_table(["a", "b", "c"], [0, 1, 1], logits, names)
+    by_hand = ((0.9 - 1) ** 2 + 0.1**2 + 0.2**2 + (0.8 - 1) ** 2 + 0.6**2 + (0.4 - 1) ** 2) / 3
+    assert brier_score(table, names) == pytest.approx(by_hand, abs=1e-12)
+    # Always the base rate (3 of 4 positive): calibrated, so ECE 0, and still a poor forecast.
+    base_rate = np.log(np.tile([0.25, 0.75], (4, 1)))
+    constant = prediction_table(list("wxyz"), [1, 1, 1, 0], base_rate, names)
+    assert expected_calibration_error(constant) == pytest.approx(0.0, abs=1e-12)
+    assert brier_score(constant, names) == pytest.approx(0.375, abs=1e-12)  # 2 × 0.75 × 0.25

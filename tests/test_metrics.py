@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import EvalPrediction
 
 from lorakit.metrics import (
+    bootstrap_interval,
     classification_metrics,
     log_softmax,
     metrics_from_predictions,
@@ -237,3 +238,39 @@ def test_trainer_compute_metrics_takes_an_eval_prediction_with_a_tuple_of_output
 def test_trainer_compute_metrics_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="lengths differ"):
         trainer_compute_metrics(EvalPrediction(np.zeros((3, 2)), np.array([0, 1])))
+
+
+def test_bootstrap_interval_recomputes_each_resample_like_scikit_learn():
+    rng = np.random.default_rng(3)
+    labels, predictions = rng.integers(0, 4, 60), rng.integers(0, 4, 60)
+    predictions[:30] = labels[:30]  # half right by construction, the rest by chance
+    draws = np.random.default_rng(7).integers(0, 60, size=(200, 60))  # the function's own draws
+    for metric, score in (("accuracy", lambda t, p: accuracy_score(t, p)),
+                          ("macro_f1", lambda t, p: f1_score(t, p, labels=range(4),
+                                                             average="macro", zero_division=0))):
+        values = [score(labels[d], predictions[d]) for d in draws]
+        expected = tuple(np.quantile(values, [0.05, 0.95]))
+        got = bootstrap_interval(labels, predictions, 4, metric, resamples=200, confidence=0.9,
+                                 seed=7)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+        point = score(labels, predictions)
+        assert got[0] <= point <= got[1] and got[1] - got[0] > 0.05, (metric, got, point)
+
+
+def test_bootstrap_interval_narrows_with_more_examples_and_is_a_point_when_all_are_right():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (100, 2500):
+        labels = rng.integers(0, 2, n)
+        predictions = np.where(rng.random(n) < 0.8, labels, 1 - labels)  # about 80% right
+        low, high = bootstrap_interval(labels, predictions, 2)
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 3  # 25x the examples: about 1/5 the width
+    assert bootstrap_interval([0, 1, 1], [0, 1, 1], 2) == (1.0, 1.0)
+
+
+def test_bootstrap_interval_rejects_an_unknown_metric_and_a_confidence_above_one():
+    with pytest.raises(ValueError, match="metric='f1'"):
+        bootstrap_interval([0, 1], [0, 1], 2, "f1")
+    with pytest.raises(ValueError, match="confidence=95"):
+        bootstrap_interval([0, 1], [0, 1], 2, confidence=95)

@@ -118,6 +118,19 @@ def test_sweep_heatmap_fixed_colour_range_and_marked_cell():
         plots.sweep_heatmap(report_table(), "macro_f1", mark=(3, 2))
 
 
+def test_confusion_heatmap_writes_each_share_over_its_count(predictions):
+    counts = analysis.confusion(predictions, NAMES)
+    fig = check(plots.confusion_heatmap(counts))
+    row_sums = counts.sum(axis=1).to_numpy()
+    expected = [f"{count / row_sums[i]:.0%}\n({count})" if row_sums[i] else "–"
+                for i, row in enumerate(counts.to_numpy()) for count in row]
+    assert [text.get_text() for text in fig.axes[0].texts] == expected
+    labels = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+    assert labels == [f"{name} (n={n})" for name, n in zip(NAMES, row_sums, strict=True)]
+    shares_only = check(plots.confusion_heatmap(analysis.confusion(predictions, NAMES, "true")))
+    assert all("(" not in text.get_text() for text in shares_only.axes[0].texts)
+
+
 def test_error_analysis_figures(predictions):
     check(plots.confusion_heatmap(analysis.confusion(predictions, NAMES)))
     shares = analysis.error_shares_across_runs(

@@ -75,8 +75,8 @@ def test_the_series_runs_are_read_from_the_notebooks_without_running_them(tutori
     plans = {path.stem[:2]: tutorial.planned_runs(nbformat.read(path, as_version=4))
              for path in sorted(tutorial.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
     assert plans["03"] == ("emotion", ["lora", "peft", "full", "head"])
-    assert plans["04"] == ("imdb", ["untrained", "head", "lora", "full"])
-    assert plans["05"] == ("emotion", ["lora"] * 8 + ["peft", "head"])  # 4 ranks x 2 scales
+    assert plans["04"] == ("imdb", ["untrained", "lora", "full"])
+    assert plans["05"] == ("emotion", ["lora"] * 6 + ["peft", "head"])  # 3 ranks x 2 scales
     assert plans["01"] is plans["02"] is plans["06"] is None  # no training runs declared
 
 
