@@ -125,6 +125,32 @@ def classification_metrics(labels, predictions, label_names: Sequence[str]) -> d
     }
 
 
+def _check_interval_arguments(metric: str, confidence: float) -> None:
+    if metric not in ("accuracy", "macro_f1"):
+        raise ValueError(f"metric={metric!r}; expected 'accuracy' or 'macro_f1'")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r}; expected a fraction such as 0.95")
+
+
+def _scores(true: np.ndarray, predicted: np.ndarray, metric: str, num_classes: int) -> np.ndarray:
+    """``metric`` per row of class ids ``true``, ``predicted``: (resamples, N) -> (resamples,)."""
+    if metric == "accuracy":
+        return (true == predicted).mean(axis=1)
+    f1 = []
+    for c in range(num_classes):  # F1 = 2 tp / (2 tp + fp + fn), 0 when the class is absent
+        tp = ((true == c) & (predicted == c)).sum(axis=1)
+        wrong = ((true == c) != (predicted == c)).sum(axis=1)  # fp + fn
+        denominator = 2 * tp + wrong
+        f1.append(np.divide(2 * tp, denominator, out=np.zeros(len(true)), where=denominator > 0))
+    return np.mean(f1, axis=0)
+
+
+def _middle(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_interval(labels, predictions, num_classes: int, metric: str = "accuracy",
                        resamples: int = 1000, confidence: float = 0.95,
                        seed: int = 0) -> tuple[float, float]:
@@ -133,34 +159,69 @@ def bootstrap_interval(labels, predictions, num_classes: int, metric: str = "acc
     ``resamples`` times, and the interval holds the middle ``confidence`` of the metric's values.
 
     It measures how much the score depends on which examples the test split happens to hold, not
-    the run-to-run spread of training (seeds measure that). When two runs' intervals overlap, the
-    test split cannot tell them apart.
+    the run-to-run spread of training (seeds measure that). To compare two runs scored on the same
+    examples, use ``paired_difference_interval``: two intervals that overlap can still hide a
+    difference that the paired one shows.
     """
-    if metric not in ("accuracy", "macro_f1"):
-        raise ValueError(f"metric={metric!r}; expected 'accuracy' or 'macro_f1'")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence!r}; expected a fraction such as 0.95")
+    _check_interval_arguments(metric, confidence)
     _check_same_length(labels=labels, predictions=predictions)
     if len(labels) == 0:
         raise ValueError("labels and predictions are empty; an interval needs examples")
     y_true = _as_class_ids(labels, "labels", num_classes)
     y_pred = _as_class_ids(predictions, "predictions", num_classes)
     draws = np.random.default_rng(seed).integers(0, len(y_true), size=(resamples, len(y_true)))
-    true, predicted = y_true[draws], y_pred[draws]  # (resamples, N)
-    if metric == "accuracy":
-        values = (true == predicted).mean(axis=1)
-    else:
-        f1 = []
-        for c in range(num_classes):  # F1 = 2 tp / (2 tp + fp + fn), 0 when the class is absent
-            tp = ((true == c) & (predicted == c)).sum(axis=1)
-            wrong = ((true == c) != (predicted == c)).sum(axis=1)  # fp + fn
-            denominator = 2 * tp + wrong
-            f1.append(np.divide(2 * tp, denominator, out=np.zeros(resamples),
-                                where=denominator > 0))
-        values = np.mean(f1, axis=0)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(values, [tail, 1 - tail])
-    return float(low), float(high)
+    return _middle(_scores(y_true[draws], y_pred[draws], metric, num_classes), confidence)
+
+
+def paired_difference_interval(labels, predictions_a, predictions_b, num_classes: int,
+                               metric: str = "accuracy", resamples: int = 1000,
+                               confidence: float = 0.95,
+                               seed: int = 0) -> tuple[float, float, float]:
+    """``metric`` of run a minus run b on the same examples, with a paired bootstrap interval.
+
+    ``labels``, ``predictions_a`` and ``predictions_b`` are class ids (N,). Each resample draws
+    the examples with replacement once and scores both runs on that same draw, so the luck of
+    which examples the split holds cancels between the two. Returns ``(difference, low, high)``;
+    an interval that holds 0 means this split cannot tell the two runs apart.
+    """
+    _check_interval_arguments(metric, confidence)
+    _check_same_length(labels=labels, predictions_a=predictions_a, predictions_b=predictions_b)
+    if len(labels) == 0:
+        raise ValueError("labels and predictions are empty; an interval needs examples")
+    y_true = _as_class_ids(labels, "labels", num_classes)
+    a = _as_class_ids(predictions_a, "predictions_a", num_classes)
+    b = _as_class_ids(predictions_b, "predictions_b", num_classes)
+    difference = float(_scores(y_true[None], a[None], metric, num_classes)[0]
+                       - _scores(y_true[None], b[None], metric, num_classes)[0])
+    draws = np.random.default_rng(seed).integers(0, len(y_true), size=(resamples, len(y_true)))
+    differences = (_scores(y_true[draws], a[draws], metric, num_classes)
+                   - _scores(y_true[draws], b[draws], metric, num_classes))
+    return (difference, *_middle(differences, confidence))
+
+
+def one_example_swing(labels, predictions, num_classes: int, metric: str = "macro_f1") -> float:
+    """The largest change of ``metric`` that changing one prediction of ``predictions`` can make.
+
+    ``labels`` and ``predictions`` are class ids (N,). Every example is given, in turn, every
+    other class as its prediction; the result is the largest |change| of the score. On a split
+    with a rare class it is large: one example of a class with 4 examples moves that class's F1,
+    and macro-F1 weighs it like every other class. Two scores closer than this differ by less than
+    one example can account for.
+    """
+    _check_interval_arguments(metric, 0.5)
+    _check_same_length(labels=labels, predictions=predictions)
+    if len(labels) == 0:
+        raise ValueError("labels and predictions are empty; a swing needs examples")
+    y_true = _as_class_ids(labels, "labels", num_classes)
+    y_pred = _as_class_ids(predictions, "predictions", num_classes)
+    changed = np.repeat(y_pred[None].astype(np.int16), len(y_pred) * num_classes, axis=0)
+    # changed: (N * C, N)
+    rows = np.arange(len(changed))
+    changed[rows, rows // num_classes] = rows % num_classes  # row i*C + c: example i predicted c
+    base = _scores(y_true[None], y_pred[None], metric, num_classes)[0]
+    swings = np.abs(_scores(np.broadcast_to(y_true, changed.shape), changed, metric,
+                            num_classes) - base)
+    return float(swings.max())
 
 
 def prediction_table(

@@ -15,6 +15,8 @@ from lorakit.metrics import (
     classification_metrics,
     log_softmax,
     metrics_from_predictions,
+    one_example_swing,
+    paired_difference_interval,
     prediction_table,
     softmax_probabilities,
     trainer_compute_metrics,
@@ -274,3 +276,51 @@ def test_bootstrap_interval_rejects_an_unknown_metric_and_a_confidence_above_one
         bootstrap_interval([0, 1], [0, 1], 2, "f1")
     with pytest.raises(ValueError, match="confidence=95"):
         bootstrap_interval([0, 1], [0, 1], 2, confidence=95)
+
+
+def macro_f1(labels, predictions, num_classes):
+    return f1_score(labels, predictions, labels=range(num_classes), average="macro",
+                    zero_division=0)
+
+
+def test_paired_difference_interval_scores_both_runs_on_the_same_draws():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 80)
+    a = np.where(rng.random(80) < 0.85, labels, rng.integers(0, 3, 80))
+    b = np.where(rng.random(80) < 0.7, labels, rng.integers(0, 3, 80))
+    draws = np.random.default_rng(2).integers(0, 80, size=(300, 80))  # the function's own draws
+    for metric, score in (("accuracy", lambda t, p: accuracy_score(t, p)),
+                          ("macro_f1", lambda t, p: macro_f1(t, p, 3))):
+        differences = [score(labels[d], a[d]) - score(labels[d], b[d]) for d in draws]
+        got = paired_difference_interval(labels, a, b, 3, metric, resamples=300, seed=2)
+        assert got[0] == pytest.approx(score(labels, a) - score(labels, b), abs=1e-12)
+        np.testing.assert_allclose(got[1:], np.quantile(differences, [0.025, 0.975]), atol=1e-12)
+
+
+def test_a_paired_interval_sees_a_difference_that_two_overlapping_intervals_hide():
+    labels = np.array([0, 1] * 60)
+    b = labels.copy()
+    b[:30] = 1 - labels[:30]  # b: 90 of 120 right
+    a = b.copy()
+    a[:8] = labels[:8]  # a: the same answers, and 8 of b's mistakes fixed
+    (a_low, a_high), (b_low, b_high) = (bootstrap_interval(labels, p, 2) for p in (a, b))
+    assert a_low < b_high  # the separate intervals overlap
+    difference, low, high = paired_difference_interval(labels, a, b, 2)
+    assert difference == pytest.approx(8 / 120) and low > 0  # the paired one excludes 0
+    assert paired_difference_interval(labels, a, a, 2) == (0.0, 0.0, 0.0)
+
+
+def test_one_example_swing_is_the_largest_change_one_changed_prediction_makes():
+    rng = np.random.default_rng(1)
+    labels = np.array([0] * 20 + [1] * 20 + [2] * 4)
+    predictions = np.where(rng.random(44) < 0.8, labels, rng.integers(0, 3, 44))
+    base = macro_f1(labels, predictions, 3)
+    brute_force = 0.0
+    for i in range(44):
+        for c in range(3):
+            changed = predictions.copy()
+            changed[i] = c
+            brute_force = max(brute_force, abs(macro_f1(labels, changed, 3) - base))
+    assert one_example_swing(labels, predictions, 3) == pytest.approx(brute_force, abs=1e-12)
+    assert one_example_swing(labels, predictions, 3, "accuracy") == pytest.approx(1 / 44)
+    assert brute_force > 2 / 44  # the rare class makes macro-F1 swing more than accuracy
