@@ -119,17 +119,33 @@ def ratio_table(
     return pd.DataFrame({column: values, f"× {baseline}": values / values[baseline]})
 
 
+def autocast(device_type: str, precision: str):
+    """The autocast context of a precision: ``"fp16"`` or ``"bf16"`` mixed precision (the
+    forward pass's matrix products in 16 bits, the weights fp32), or ``"fp32"`` (autocast off).
+    ``lorakit.train.run`` trains under it; time a step under it to time what a run does."""
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}
+    if precision not in dtypes:
+        raise ValueError(f"precision={precision!r}; choose one of {', '.join(dtypes)}")
+    return torch.autocast(device_type, dtype=dtypes[precision], enabled=precision != "fp32")
+
+
 def training_step(
-    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer
+    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+    precision: str = "fp32",
 ) -> Callable[[], torch.Tensor]:
-    """A closure doing one optimisation step on ``batch``: forward, backward, step, zero_grad.
+    """A closure doing one optimisation step on ``batch``: forward (under ``autocast`` of
+    ``precision``), backward, step, zero_grad.
 
     ``batch`` holds the model's keyword inputs with ``labels``, so that the output has a
     ``.loss`` (Hugging Face models). The closure returns the loss, detached. It leaves the
     model's train/eval mode as it is: call ``model.train()`` or ``model.eval()`` first.
     """
+    device_type = next(model.parameters()).device.type
+    autocast(device_type, precision)  # a bad precision fails here, not at the first step
+
     def step() -> torch.Tensor:
-        loss = model(**batch).loss
+        with autocast(device_type, precision):
+            loss = model(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -46,6 +46,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
+from lorakit.bench import autocast
 from lorakit.data import get_task, load_task, split_sizes, tokenize_task
 from lorakit.lora import save_peft_adapter
 from lorakit.metrics import (
@@ -445,11 +446,6 @@ def _random_batch(vocab_size: int, batch_size: int, length: int) -> dict[str, to
             "labels": torch.zeros(batch_size, dtype=torch.long, device=device)}
 
 
-def _autocast(device: str, precision: str):
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-    return torch.autocast(device, dtype=dtype, enabled=dtype is not None)
-
-
 def _seconds_per_step(model: torch.nn.Module, batch: dict, timed_steps: int,
                       precision: str) -> float:
     """Median seconds of one AdamW step of ``model`` on ``batch``, after one warm-up step."""
@@ -459,7 +455,7 @@ def _seconds_per_step(model: torch.nn.Module, batch: dict, timed_steps: int,
     seconds = []
     for step in range(timed_steps + 1):
         started = time.perf_counter()
-        with _autocast(device, precision):
+        with autocast(device, precision):
             loss = model(**batch).loss
         loss.backward()
         optimizer.step()
@@ -478,7 +474,7 @@ def _seconds_per_evaluation(model: torch.nn.Module, batch: dict, precision: str)
     model.to(device).eval()
     for _ in range(2):  # the first pass warms up, the second is timed
         started = time.perf_counter()
-        with _autocast(device, precision):
+        with autocast(device, precision):
             model(**batch)
         if device == "cuda":
             torch.cuda.synchronize()

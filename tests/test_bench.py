@@ -119,6 +119,19 @@ def test_training_step_updates_and_clears_gradients():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_training_step_runs_the_forward_pass_in_the_given_precision():
+    model, optimizer, _ = tiny_lora_step()
+    batch = {"input_ids": torch.randint(0, 120, (2, 6)), "labels": torch.tensor([0, 1])}
+    seen = []
+    model.pre_classifier.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    training_step(model, batch, optimizer)()
+    training_step(model, batch, optimizer, precision="bf16")()
+    assert seen == [torch.float32, torch.bfloat16]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the weights stay fp32
+    with pytest.raises(ValueError, match="precision='int8'"):
+        training_step(model, batch, optimizer, precision="int8")
+
+
 def test_adamw_state_is_two_fp32_tensors_per_trainable_parameter():
     model, optimizer, step = tiny_lora_step()
     assert optimizer_state_bytes(optimizer) == 0  # AdamW creates its state on the first step
