@@ -14,9 +14,10 @@ missing ones. Shares and accuracies are fractions in [0, 1].
 The tables answer notebook 06's questions: which classes are confused with which (``confusion``,
 ``top_confusions``), which classes fail most, in one run or across a sweep
 (``per_class_error_share``, ``error_shares_across_runs``), which examples the model gets most
-wrong (``highest_loss``), whether its confidence can be trusted (``calibration_bins``,
-``expected_calibration_error``), and whether long or truncated texts fail more
-(``length_buckets``, ``accuracy_by_truncation``). ``lorakit.plots`` draws each of them.
+wrong or finds easiest (``highest_loss``, ``lowest_loss``), whether its confidence can be
+trusted and how to repair it (``calibration_bins``, ``expected_calibration_error``,
+``brier_score``, ``fit_temperature``, ``with_temperature``), and whether long or truncated texts
+fail more (``length_buckets``, ``accuracy_by_truncation``). ``lorakit.plots`` draws each of them.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 
-from lorakit.metrics import _check_label_names
+from lorakit.metrics import _check_label_names, prediction_table
 
 PREDICTIONS_FILE = "predictions.csv"
 CONFIG_FILE = "config.json"
@@ -275,15 +277,28 @@ def highest_loss(table: pd.DataFrame, n: int = 5, per_class: bool = True) -> pd.
     """The ``n`` examples with the highest loss, overall or per true class.
 
     Loss is the cross-entropy ``-log p(true label)``, so the top rows are confident mistakes (or
-    mislabelled examples). Returns a DataFrame with columns ``text``, ``label``, ``prediction``,
-    ``confidence``, ``loss``, keeping the rows' original index so they can be found in
-    ``table``. Sorted by loss, highest first; with ``per_class`` (up to) n rows for each true
-    class, classes in label-id order (or sorted by name when ids are absent).
+    mislabelled examples); per class, a class with fewer than ``n`` mistakes fills its rows with
+    its least sure correct answers. Returns a DataFrame with columns ``text``, ``label``,
+    ``prediction``, ``confidence``, ``loss``, keeping the rows' original index so they can be
+    found in ``table``. Sorted by loss, highest first; with ``per_class`` (up to) n rows for each
+    true class, classes in label-id order (or sorted by name when ids are absent).
     """
+    return _by_loss(table, n, per_class, highest=True, what="highest_loss")
+
+
+def lowest_loss(table: pd.DataFrame, n: int = 5, per_class: bool = True) -> pd.DataFrame:
+    """The ``n`` examples with the lowest loss, overall or per true class: what the model finds
+    easiest, where a shortcut (one telling word, a template) shows first. Same columns and
+    order of classes as ``highest_loss``; sorted by loss, lowest first."""
+    return _by_loss(table, n, per_class, highest=False, what="lowest_loss")
+
+
+def _by_loss(table: pd.DataFrame, n: int, per_class: bool, highest: bool,
+             what: str) -> pd.DataFrame:
     columns = ["text", "label", "prediction", "confidence", "loss"]
-    _check_table(table, columns, "highest_loss")
+    _check_table(table, columns, what)
     _check_positive_int("n", n)
-    ordered = table.sort_values("loss", ascending=False, kind="stable")
+    ordered = table.sort_values("loss", ascending=not highest, kind="stable")
     if not per_class:
         return ordered.head(n)[columns]
     class_key = "label_id" if "label_id" in table.columns else "label"
@@ -365,6 +380,52 @@ def brier_score(table: pd.DataFrame, label_names: Sequence[str]) -> float:
     probabilities = table[[f"prob_{name}" for name in names]].to_numpy(np.float64)  # (N, C)
     one_hot = np.eye(len(names))[true_ids]
     return float(((probabilities - one_hot) ** 2).sum(axis=1).mean())
+
+
+def fit_temperature(logits, labels) -> float:
+    """The temperature T > 0 that minimises the mean NLL of softmax(logits / T) on ``labels``.
+
+    ``logits`` (N, C) and class ids ``labels`` (N,) should come from a split the model did not
+    train on, the validation split (Guo et al., 2017, "On Calibration of Modern Neural
+    Networks", section 4.2). T > 1 softens overconfident probabilities, T < 1 sharpens them; the
+    predicted class never changes. The NLL is convex in 1/T, so the bounded search over log T in
+    [-4, 4] finds the one minimum.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
+        raise ValueError(f"logits of shape {logits.shape} and {len(labels)} labels; expected "
+                         "(N, C) logits and N > 0 class ids")
+
+    def mean_nll(log_temperature: float) -> float:
+        scaled = logits / math.exp(log_temperature)
+        shifted = scaled - scaled.max(axis=1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return float(-log_probabilities[np.arange(len(labels)), labels].mean())
+
+    found = minimize_scalar(mean_nll, bounds=(-4.0, 4.0), method="bounded",
+                            options={"xatol": 1e-6})
+    return float(math.exp(found.x))
+
+
+def with_temperature(table: pd.DataFrame, label_names: Sequence[str],
+                     temperature: float) -> pd.DataFrame:
+    """The prediction table again, its probabilities recomputed as softmax(log p / T).
+
+    log p equals the logits up to a constant per example, which softmax ignores, so this is
+    softmax(logits / T) without the logits. Predictions stay; confidence, loss and the
+    ``prob_<name>`` columns change.
+    """
+    names = _check_label_names(label_names)
+    _check_table(table, ["text", *(f"prob_{name}" for name in names)], "with_temperature")
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature!r}; expected a positive number")
+    true_ids, _ = _class_ids(table, names, "with_temperature")
+    probabilities = table[[f"prob_{name}" for name in names]].to_numpy(np.float64)
+    log_probabilities = np.log(np.clip(probabilities, 1e-300, None))
+    rescaled = prediction_table(table["text"].tolist(), true_ids,
+                                log_probabilities / temperature, names)
+    return rescaled.set_index(table.index)
 
 
 # Text length and truncation

@@ -123,9 +123,11 @@ def training_curves(log_histories, title: str = "Training curves") -> Figure:
             ax.set(title="Evaluation accuracy" + (" and macro-F1 (dashed)" if with_f1 else ""),
                    xlabel="epoch", ylabel="accuracy, macro-F1" if with_f1 else "accuracy")
             _percent_axis(ax.yaxis)
-    for ax in axes:
+    for ax in axes[:-1]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
+    if axes[-1].get_legend_handles_labels()[0]:  # the busiest panel: its legend goes beside it
+        axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -413,11 +415,13 @@ def reliability_diagram(calibration_bins_df: pd.DataFrame, ece: float | None = N
 
 def confidence_histogram(table: pd.DataFrame,
                          title: str = "Confidence of correct and wrong predictions",
-                         bins: int = 20) -> Figure:
+                         bins: int = 20, log_counts: bool = False) -> Figure:
     """Histograms of confidence for correct and misclassified examples, stacked.
 
     ``table`` is a prediction table (columns confidence and label_id/prediction_id, or label and
-    prediction). A well-behaved model is less confident on its mistakes.
+    prediction). A well-behaved model is less confident on its mistakes. With ``log_counts`` the
+    two histograms are drawn over each other (not stacked) on a log count axis, so that a few
+    mistakes stay visible beside many correct answers.
     """
     _need_columns(table, ["confidence"], "confidence_histogram")
     if {"label_id", "prediction_id"} <= set(table.columns):
@@ -431,9 +435,13 @@ def confidence_histogram(table: pd.DataFrame,
     })
     fig, ax = plt.subplots(figsize=(6.5, 4))
     sns.histplot(data, x="confidence", hue="prediction", hue_order=["correct", "wrong"],
-                 bins=bins, binrange=(0, 1), multiple="stack", ax=ax)
+                 bins=bins, binrange=(0, 1), multiple="layer" if log_counts else "stack",
+                 element="step" if log_counts else "bars", ax=ax)
     _percent_axis(ax.xaxis)
-    ax.set(title=title, xlabel="confidence (largest class probability)", ylabel="examples")
+    ax.set(title=title, xlabel="confidence (largest class probability)",
+           ylabel="examples (log scale)" if log_counts else "examples")
+    if log_counts:
+        ax.set_yscale("log")
     fig.tight_layout()
     return fig
 

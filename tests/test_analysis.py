@@ -14,12 +14,15 @@ from lorakit.analysis import (
     confusion,
     error_shares_across_runs,
     expected_calibration_error,
+    fit_temperature,
     highest_loss,
     length_buckets,
     load_predictions,
+    lowest_loss,
     per_class_error_share,
     text_lengths,
     top_confusions,
+    with_temperature,
 )
 from lorakit.metrics import prediction_table
 
@@ -163,6 +166,18 @@ def test_highest_loss_per_class_takes_the_top_n_of_each_true_label():
 
     assert top["label"].tolist() == ["sadness", "sadness", "joy", "joy", "anger", "anger"]
     assert top["loss"].tolist() == [2.0, 0.7, 3.0, 0.5, 1.0, 0.2]
+
+
+def test_lowest_loss_is_highest_loss_turned_around_overall_and_per_class():
+    loss = [0.1, 2.0, 0.7, 0.5, 3.0, 1.0, 0.05, 0.2]
+    table = table_from_ids([0, 0, 0, 1, 1, 2, 2, 2], [0, 1, 0, 1, 0, 0, 2, 2], loss=loss)
+
+    assert lowest_loss(table, n=3, per_class=False)["loss"].tolist() == [0.05, 0.1, 0.2]
+    per_class = lowest_loss(table, n=1)
+    assert per_class["label"].tolist() == ["sadness", "joy", "anger"]
+    assert per_class["loss"].tolist() == [0.1, 0.5, 0.05]
+    with pytest.raises(ValueError, match="lowest_loss"):
+        lowest_loss(table.drop(columns="loss"))
 
 
 # calibration
@@ -352,3 +367,47 @@ def test_brier_score_worked_by_hand_and_blind_spot_of_the_ece():
     constant = prediction_table(list("wxyz"), [1, 1, 1, 0], base_rate, names)
     assert expected_calibration_error(constant) == pytest.approx(0.0, abs=1e-12)
     assert brier_score(constant, names) == pytest.approx(0.375, abs=1e-12)  # 2 × 0.75 × 0.25
+
+
+# temperature scaling
+
+
+def overconfident_logits(temperature=2.5, n=4000, classes=4, seed=0):
+    """Labels drawn from softmax(z), logits reported as z * temperature: too sure by that factor."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=2.0, size=(n, classes))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(classes, p=row) for row in p])
+    return z * temperature, labels
+
+
+def test_fit_temperature_recovers_the_factor_a_model_is_overconfident_by():
+    logits, labels = overconfident_logits(temperature=2.5)
+    assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.1)
+    calibrated, labels = overconfident_logits(temperature=1.0, seed=1)
+    assert fit_temperature(calibrated, labels) == pytest.approx(1.0, rel=0.1)
+
+
+def test_with_temperature_keeps_predictions_and_lowers_the_loss_of_an_overconfident_model():
+    logits, labels = overconfident_logits(temperature=2.5, n=600, classes=3)
+    table = prediction_table([f"t{i}" for i in range(600)], labels, logits, NAMES)
+    temperature = fit_temperature(logits, labels)
+
+    rescaled = with_temperature(table, NAMES, temperature)
+
+    assert rescaled["prediction_id"].tolist() == table["prediction_id"].tolist()
+    expected = prediction_table(table["text"], labels, logits / temperature, NAMES)
+    np.testing.assert_allclose(rescaled["loss"], expected["loss"], rtol=1e-9, atol=1e-12)
+    assert rescaled["loss"].mean() < table["loss"].mean()
+    assert expected_calibration_error(rescaled) < expected_calibration_error(table)
+    assert with_temperature(table, NAMES, 1.0)["loss"].to_numpy() == pytest.approx(
+        table["loss"].to_numpy(), rel=1e-9)
+
+
+def test_temperature_rejects_a_bad_temperature_and_mismatched_logits():
+    table = prediction_table(["a", "b"], [0, 1], np.eye(3)[:2], NAMES)
+    with pytest.raises(ValueError, match="temperature=0"):
+        with_temperature(table, NAMES, 0)
+    with pytest.raises(ValueError, match="3 labels"):
+        fit_temperature(np.zeros((2, 3)), [0, 1, 2])

@@ -143,6 +143,8 @@ def test_error_analysis_figures(predictions):
     fig = check(plots.reliability_diagram(bins, analysis.expected_calibration_error(predictions)))
     assert "ECE" in fig.axes[0].get_title()
     check(plots.confidence_histogram(predictions))
+    logged = check(plots.confidence_histogram(predictions, log_counts=True)).axes[0]
+    assert logged.get_yscale() == "log" and "log" in logged.get_ylabel()
     buckets = analysis.length_buckets(predictions, max_length=100)
     fig = check(plots.accuracy_by_length(buckets))
     assert fig.axes[0].get_xlabel() == "text length (words)"
