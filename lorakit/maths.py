@@ -300,44 +300,6 @@ def planted_low_rank(
     return B_star, A_star
 
 
-def random_like_pretrained(
-    d_out: int, d_in: int, seed: int = 0, spectrum_decay: float = 0.5
-) -> torch.Tensor:
-    """A synthetic ``(d_out, d_in)`` stand-in for a pretrained weight, with a power-law spectrum.
-
-    Synthetic, not a real pretrained weight: ``U diag(s) Vᵀ`` with random orthonormal ``U``,
-    ``V`` and ``s_i ∝ i^(-spectrum_decay)``. It has what trained weights often show and a
-    Gaussian matrix lacks, a few directions much stronger than the rest, yet like a Gaussian
-    matrix it is far from low rank: at ``spectrum_decay=0.5`` and ``d = 768`` the top 21
-    directions hold half of the energy (a Gaussian needs about 140) and 90% needs about 370
-    (a Gaussian about 390). Use it where no real pretrained weight is at hand (the smoke
-    profile), and say so. The singular values are scaled so that ``||W||_F^2 = d_out``, the
-    expected energy of a matrix with ``N(0, 1/d_in)`` entries, so the spectra of the two compare
-    at equal total energy.
-
-    Returns:
-        ``(d_out, d_in)`` float32 matrix whose singular values are exactly ``s`` (up to rounding).
-    """
-    d_out = _require_positive_int("d_out", d_out, "Pass the weight's out_features.")
-    d_in = _require_positive_int("d_in", d_in, "Pass the weight's in_features.")
-    if (
-        isinstance(spectrum_decay, bool)
-        or not isinstance(spectrum_decay, Real)
-        or spectrum_decay < 0
-    ):
-        raise ValueError(
-            f"spectrum_decay must be a non-negative number; got {spectrum_decay!r}. "
-            "Use 0 for a flat spectrum, 0.5 for a moderate power-law decay."
-        )
-    generator = torch.Generator().manual_seed(seed)
-    rank = min(d_out, d_in)
-    U, _ = torch.linalg.qr(torch.randn(d_out, rank, generator=generator))
-    V, _ = torch.linalg.qr(torch.randn(d_in, rank, generator=generator))
-    spectrum = torch.arange(1, rank + 1, dtype=torch.float32) ** -float(spectrum_decay)
-    spectrum *= math.sqrt(d_out) / spectrum.norm()
-    return U @ torch.diag(spectrum) @ V.T
-
-
 class PlantedFit(NamedTuple):
     """What :func:`fit_planted_update` returns."""
 

@@ -264,31 +264,6 @@ def prediction_table(
     return table
 
 
-def metrics_from_predictions(table: pd.DataFrame, label_names: Sequence[str]) -> dict:
-    """``classification_metrics`` recomputed from a ``prediction_table`` (or predictions.csv).
-
-    Uses the ``label_id`` and ``prediction_id`` columns, or maps ``label`` and ``prediction``
-    names to ids when the id columns are absent.
-    """
-    names = _check_label_names(label_names)
-    if {"label_id", "prediction_id"} <= set(table.columns):
-        return classification_metrics(table["label_id"], table["prediction_id"], names)
-    missing = {"label", "prediction"} - set(table.columns)
-    if missing:
-        raise ValueError(
-            f"the table has no columns {sorted(missing)} (nor label_id/prediction_id), only "
-            f"{list(table.columns)}; pass a table made by prediction_table (predictions.csv)"
-        )
-    ids = {name: i for i, name in enumerate(names)}
-    unknown = sorted(set(table["label"]).union(table["prediction"]) - set(ids), key=str)
-    if unknown:
-        raise ValueError(
-            f"the table has labels {unknown} that are not in label_names {names}; pass the "
-            "label names of the task the predictions were made for"
-        )
-    return classification_metrics(table["label"].map(ids), table["prediction"].map(ids), names)
-
-
 def trainer_compute_metrics(eval_prediction) -> dict[str, float]:
     """``compute_metrics`` for ``transformers.Trainer``: accuracy and macro-F1 of the argmax.
 

@@ -14,7 +14,6 @@ from lorakit.maths import (
     low_rank_error,
     parameter_table,
     planted_low_rank,
-    random_like_pretrained,
     singular_values,
     subspace_similarity,
     truncated_svd,
@@ -198,29 +197,6 @@ def test_energy_rank_rejects_negative_singular_values():
         energy_rank(torch.tensor([1.0, -1.0]))
 
 
-def test_random_like_pretrained_has_the_requested_power_law_and_energy():
-    d_out, d_in = 96, 64
-
-    W = random_like_pretrained(d_out, d_in, seed=3, spectrum_decay=0.5)
-
-    assert W.shape == (d_out, d_in)
-    spectrum = singular_values(W)
-    torch.testing.assert_close(spectrum.pow(2).sum(), torch.tensor(float(d_out)))
-    index = torch.arange(1, d_in + 1, dtype=torch.float32)
-    torch.testing.assert_close(spectrum / spectrum[0], index**-0.5, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(W, random_like_pretrained(d_out, d_in, seed=3, spectrum_decay=0.5))
-
-
-def test_random_like_pretrained_holds_half_its_energy_in_fewer_directions_than_a_gaussian():
-    d = 256
-    gaussian = gaussian_matrix(d, d).float() / math.sqrt(d)
-
-    pretrained_like = random_like_pretrained(d, d, seed=0)
-
-    assert energy_rank(pretrained_like, 0.5) < energy_rank(gaussian, 0.5) / 3
-    assert energy_rank(pretrained_like, 0.9) > d / 3
-
-
 # Scaling
 
 
@@ -324,7 +300,7 @@ def test_planted_low_rank_is_seeded_and_has_the_documented_shapes_and_scale():
 
 def test_fit_planted_update_recovers_a_rank_2_update_at_d_64():
     d = 64
-    W = random_like_pretrained(d, d, seed=0)
+    W = gaussian_matrix(d, d).float() / math.sqrt(d)  # a frozen layer; the fit never changes it
     B_star, A_star = planted_low_rank(d, d, 2, seed=1)
     delta_star = B_star @ A_star
 
@@ -349,7 +325,7 @@ def test_fit_planted_update_starts_from_b_zero_so_the_first_update_is_tiny():
 
 
 def test_fit_planted_update_is_deterministic_for_a_seed():
-    W = random_like_pretrained(16, 12, seed=0)
+    W = gaussian_matrix(16, 12).float()
     B_star, A_star = planted_low_rank(16, 12, 2, seed=1)
 
     first = fit_planted_update(W, B_star @ A_star, r=2, steps=20, seed=5)

@@ -14,7 +14,6 @@ from lorakit.metrics import (
     bootstrap_interval,
     classification_metrics,
     log_softmax,
-    metrics_from_predictions,
     one_example_swing,
     paired_difference_interval,
     prediction_table,
@@ -194,34 +193,7 @@ def test_prediction_table_rejects_repeated_label_names():
         prediction_table(["a"], [0], np.zeros((1, 2)), ["pos", "pos"])
 
 
-# metrics_from_predictions and the Trainer hook
-
-
-def test_metrics_from_a_predictions_csv_equal_scikit_learn(tmp_path):
-    small_table().to_csv(tmp_path / "predictions.csv", index=False)
-    table = pd.read_csv(tmp_path / "predictions.csv")
-
-    scores = metrics_from_predictions(table, NAMES)
-
-    assert scores["accuracy"] == accuracy_score(table["label"], table["prediction"]) == 0.75
-    assert scores["macro_f1"] == pytest.approx(
-        f1_score(table["label"], table["prediction"], average="macro")
-    )
-
-
-def test_metrics_from_predictions_fall_back_on_label_names():
-    table = small_table()[["text", "label", "prediction"]]
-
-    assert metrics_from_predictions(table, NAMES) == classification_metrics(
-        [0, 1, 1, 0], [0, 1, 0, 0], NAMES
-    )
-
-
-def test_metrics_from_predictions_name_unknown_labels():
-    table = pd.DataFrame({"label": ["neg", "joy"], "prediction": ["neg", "neg"]})
-
-    with pytest.raises(ValueError, match=r"labels \['joy'\] that are not in label_names"):
-        metrics_from_predictions(table, NAMES)
+# the Trainer hook
 
 
 def test_trainer_compute_metrics_takes_an_eval_prediction_with_a_tuple_of_outputs():
