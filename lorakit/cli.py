@@ -23,7 +23,7 @@ import torch
 
 from lorakit.data import HubUnavailableError
 from lorakit.profiles import METHODS, PROFILE_NAMES, resolve_profile, runs_dir
-from lorakit.settings import RANGES, check_run_settings
+from lorakit.settings import RANGES, check_run_settings, check_setting
 from lorakit.train import NonFiniteLossError
 
 EXIT_BAD_INPUT = 2
@@ -168,6 +168,7 @@ def _command_sweep(args) -> None:
     # every configuration before the first run, so that a bad one leaves no half sweep behind
     numbers = {name: value for name, value in _run_kwargs(args).items() if name in RANGES}
     for rank in args.ranks:
+        check_setting("r", rank, flag="--ranks")
         for ratio in args.alpha_ratios:
             check_run_settings(**numbers, r=rank, alpha=ratio * rank)
     profile = resolve_profile(args.profile)

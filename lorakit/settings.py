@@ -63,11 +63,14 @@ def _number(value: float) -> str:
     return f"{value:,}" if float(value).is_integer() and abs(value) >= 1e4 else f"{value:g}"
 
 
-def check_setting(name: str, value) -> None:
-    """Raise a one-line TypeError or ValueError if ``value`` is not valid for setting ``name``."""
+def check_setting(name: str, value, flag: str | None = None) -> None:
+    """Raise a one-line TypeError or ValueError if ``value`` is not valid for setting ``name``;
+    the message names ``flag``, by default the setting's own (``lorakit sweep`` names
+    ``--ranks`` for r)."""
     rule = RANGES[name]
-    shown = f"{name}={value!r} ({rule.flag})"
-    fix = f"use {rule.describe()}, e.g. {rule.flag} {rule.example:g}"
+    flag = flag or rule.flag
+    shown = f"{name}={value!r} ({flag})"
+    fix = f"use {rule.describe()}, e.g. {flag} {rule.example:g}"
     numeric = (int,) if rule.kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, numeric):
         raise TypeError(f"{shown} is a {type(value).__name__}: {fix}")

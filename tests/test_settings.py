@@ -31,7 +31,7 @@ REFUSED = {
     "more tokens than positions": (["--max-length", "600"], "has positions (512)"),
     "a negative seed": (["--seed", "-1"], "seed=-1 (--seed)"),
     "dropout 1": (["--dropout", "1"], "dropout=1.0 (--dropout)"),
-    "a sweep with one bad rank": (["--ranks", "4,100000"], "r=100000 (--rank)"),
+    "a sweep with one bad rank": (["--ranks", "4,100000"], "r=100000 (--ranks)"),
 }
 
 
