@@ -293,6 +293,15 @@ def lowest_loss(table: pd.DataFrame, n: int = 5, per_class: bool = True) -> pd.D
     return _by_loss(table, n, per_class, highest=False, what="lowest_loss")
 
 
+def head_and_tail(text: str, head_words: int = 10, tail_words: int = 20) -> str:
+    """A long text shortened to its first and last words, "first … last": a review usually states
+    its verdict at the end, which shortening from the end would cut. Short texts stay whole."""
+    words = text.split()
+    if len(words) <= head_words + tail_words:
+        return text
+    return f"{' '.join(words[:head_words])} … {' '.join(words[len(words) - tail_words:])}"
+
+
 def _by_loss(table: pd.DataFrame, n: int, per_class: bool, highest: bool,
              what: str) -> pd.DataFrame:
     columns = ["text", "label", "prediction", "confidence", "loss"]

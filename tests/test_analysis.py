@@ -15,6 +15,7 @@ from lorakit.analysis import (
     error_shares_across_runs,
     expected_calibration_error,
     fit_temperature,
+    head_and_tail,
     highest_loss,
     length_buckets,
     load_predictions,
@@ -178,6 +179,12 @@ def test_lowest_loss_is_highest_loss_turned_around_overall_and_per_class():
     assert per_class["loss"].tolist() == [0.1, 0.5, 0.05]
     with pytest.raises(ValueError, match="lowest_loss"):
         lowest_loss(table.drop(columns="loss"))
+
+
+def test_head_and_tail_keeps_the_first_and_last_words_of_a_long_text_only():
+    long = " ".join(f"w{i}" for i in range(50))
+    assert head_and_tail(long, head_words=2, tail_words=3) == "w0 w1 … w47 w48 w49"
+    assert head_and_tail("a short review", head_words=2, tail_words=3) == "a short review"
 
 
 # calibration
