@@ -6,7 +6,7 @@ Nothing here depends on how fast this machine is: clocks are fakes, costs are co
 import pandas as pd
 import pytest
 import torch
-from conftest import TARGETS, tiny_distilbert
+from helpers import TARGETS, tiny_distilbert
 
 from lorakit.bench import (
     interleaved_samples,

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import TARGETS, randomize_lora_B, tiny_distilbert
+from helpers import TARGETS, randomize_lora_B, tiny_distilbert
 from peft import LoraConfig, get_peft_model
 
 from lorakit.lora import (

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import TARGETS, randomize_lora_B, tiny_distilbert, token_batch
+from helpers import TARGETS, randomize_lora_B, tiny_distilbert, token_batch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from lorakit.lora import (
