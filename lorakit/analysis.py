@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from lorakit.metrics import _check_label_names, prediction_table
+from lorakit.metrics import check_label_names, prediction_table
 
 PREDICTIONS_FILE = "predictions.csv"
 CONFIG_FILE = "config.json"
@@ -161,7 +161,7 @@ def confusion(table: pd.DataFrame, label_names: Sequence[str], normalize: str | 
     and the diagonal is per-class recall (a class with no examples gives a row of NaN);
     ``"pred"`` divides each column by how often it was predicted, ``"all"`` by N.
     """
-    names = _check_label_names(label_names)
+    names = check_label_names(label_names)
     if normalize not in NORMALIZE_CHOICES:
         raise ValueError(
             f"normalize={normalize!r}; expected one of {list(NORMALIZE_CHOICES)}: None for "
@@ -194,7 +194,7 @@ def per_class_error_share(table: pd.DataFrame, label_names: Sequence[str]) -> pd
     its errors were most often predicted as; missing (None or NaN, as pandas stores it) when the
     class has no errors).
     """
-    names = _check_label_names(label_names)
+    names = check_label_names(label_names)
     counts = confusion(table, names).to_numpy()
     support = counts.sum(axis=1)
     errors = support - np.diag(counts)
@@ -225,7 +225,7 @@ def error_shares_across_runs(
     runs × classes (index "run" in the order of ``tables``, columns "true label" in label order)
     of ``per_class_error_share``'s ``error_share`` values.
     """
-    names = _check_label_names(label_names)
+    names = check_label_names(label_names)
     if not isinstance(tables, Mapping) or not tables:
         raise ValueError(
             "error_shares_across_runs needs a non-empty dict {run name: prediction table}, got "
@@ -248,7 +248,7 @@ def top_confusions(table: pd.DataFrame, label_names: Sequence[str], n: int = 5) 
     (count / support of the true label) and ``share_of_errors`` (count / all misclassified
     examples), sorted by count, largest first; fewer rows when there are fewer kinds of error.
     """
-    names = _check_label_names(label_names)
+    names = check_label_names(label_names)
     _check_positive_int("n", n)
     counts = confusion(table, names)
     support = counts.sum(axis=1)
@@ -383,7 +383,7 @@ def brier_score(table: pd.DataFrame, label_names: Sequence[str]) -> float:
     every example the classes' base rates, calibrated and useless, scores badly on it (Brier,
     1950, "Verification of forecasts expressed in terms of probability").
     """
-    names = _check_label_names(label_names)
+    names = check_label_names(label_names)
     _check_table(table, [f"prob_{name}" for name in names], "brier_score")
     true_ids, _ = _class_ids(table, names, "brier_score")
     probabilities = table[[f"prob_{name}" for name in names]].to_numpy(np.float64)  # (N, C)
@@ -425,7 +425,7 @@ def with_temperature(table: pd.DataFrame, label_names: Sequence[str],
     softmax(logits / T) without the logits. Predictions stay; confidence, loss and the
     ``prob_<name>`` columns change.
     """
-    names = _check_label_names(label_names)
+    names = check_label_names(label_names)
     _check_table(table, ["text", *(f"prob_{name}" for name in names)], "with_temperature")
     if not temperature > 0:
         raise ValueError(f"temperature={temperature!r}; expected a positive number")

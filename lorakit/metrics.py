@@ -61,7 +61,9 @@ def _as_class_ids(values, what: str, num_classes: int) -> np.ndarray:
     return ids
 
 
-def _check_label_names(label_names: Sequence[str]) -> list[str]:
+def check_label_names(label_names: Sequence[str]) -> list[str]:
+    """``label_names`` as a list of distinct class names (a single string is one name); a
+    ValueError names what is wrong when it is empty or repeats a name."""
     names = [label_names] if isinstance(label_names, str) else list(label_names)
     if not names:
         raise ValueError("label_names is empty; pass one name per class, e.g. ['neg', 'pos']")
@@ -107,7 +109,7 @@ def classification_metrics(labels, predictions, label_names: Sequence[str]) -> d
     Returns ``{"accuracy": float, "macro_f1": float, "per_class_f1": {name: float},
     "per_class_support": {name: int}}``, fractions in [0, 1], support = true examples per class.
     """
-    names = _check_label_names(label_names)
+    names = check_label_names(label_names)
     _check_same_length(labels=labels, predictions=predictions)
     if len(labels) == 0:
         raise ValueError("labels and predictions are empty; metrics need at least one example")
@@ -240,7 +242,7 @@ def prediction_table(
     the example's cross-entropy in nats, ``-log p(true label)``, from a stable log-softmax.
     Written as predictions.csv in a run directory; notebook 06 sorts it by loss.
     """
-    names = _check_label_names(label_names)
+    names = check_label_names(label_names)
     logits = _as_logits(logits, names)
     texts = list(texts)
     _check_same_length(texts=texts, labels=labels, logits=logits)
