@@ -58,6 +58,10 @@ class LoRALinear(nn.Module):
     Parameters: ``lora_A`` (r, in_features), Kaiming-uniform with a = sqrt(5);
     ``lora_B`` (out_features, r), zeros, so that the layer starts equal to ``base``.
     Input (..., in_features) → output (..., out_features).
+
+    Precision: A and B may stay fp32 beside a base loaded in fp16 or bf16 (the way a T4 run keeps
+    its trainable weights fp32); the update is then computed in the adapter's dtype and cast to
+    the base output's dtype before it is added.
     """
 
     def __init__(
@@ -82,21 +86,21 @@ class LoRALinear(nn.Module):
         return (self.lora_B @ self.lora_A) * self.scaling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``base(x) + scaling * dropout(x) @ Aᵀ @ Bᵀ``; (..., in_features) → (..., out_features).
+        """h = W x + b + scaling · B (A dropout(x)); (..., in_features) → (..., out_features).
 
-        The scaling multiplies the r-wide product ``x @ Aᵀ``, and ``@ Bᵀ`` is added into the base
-        output by one ``addmm``: no (..., out_features) temporaries for the update and its scaled
-        copy, which on a 16 × 512 batch took more of LoRA's extra time than the r-wide matmuls.
+        The same sum as ``base(x) + scaling * dropout(x) @ A.T @ B.T``, with the last product
+        added into the base output by one ``addmm`` (benchmarks/README.md says why).
         """
-        result = self.base(x)
-        if self.merged:
+        result = self.base(x)  # W x + b: (..., out_features)
+        if self.merged:  # W already holds W + ΔW
             return result
-        low_rank = F.linear(self.dropout(x).to(self.lora_A.dtype), self.lora_A) * self.scaling
-        if low_rank.dtype != result.dtype:  # base and adapter in different precisions
+        low_rank = F.linear(self.dropout(x).to(self.lora_A.dtype), self.lora_A)  # A x: (..., r)
+        low_rank = low_rank * self.scaling  # scaled while it is r wide, the cheapest place
+        if low_rank.dtype != result.dtype:  # an fp32 adapter beside a 16-bit base
             return result + F.linear(low_rank, self.lora_B).to(result.dtype)
         out_features = result.shape[-1]
-        return torch.addmm(result.reshape(-1, out_features), low_rank.reshape(-1, self.r),
-                           self.lora_B.t()).view(result.shape)
+        return torch.addmm(result.reshape(-1, out_features),  # result + (scaled A x) Bᵀ
+                           low_rank.reshape(-1, self.r), self.lora_B.t()).view(result.shape)
 
     @torch.no_grad()
     def merge(self) -> None:
