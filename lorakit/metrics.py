@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
 
@@ -127,9 +128,13 @@ def classification_metrics(labels, predictions, label_names: Sequence[str]) -> d
     }
 
 
-def _check_interval_arguments(metric: str, confidence: float) -> None:
+def _check_metric(metric: str) -> None:
     if metric not in ("accuracy", "macro_f1"):
         raise ValueError(f"metric={metric!r}; expected 'accuracy' or 'macro_f1'")
+
+
+def _check_interval_arguments(metric: str, confidence: float) -> None:
+    _check_metric(metric)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence={confidence!r}; expected a fraction such as 0.95")
 
@@ -201,6 +206,22 @@ def paired_difference_interval(labels, predictions_a, predictions_b, num_classes
     return (difference, *_middle(differences, confidence))
 
 
+def mcnemar_exact(right_a, right_b) -> tuple[int, int, float]:
+    """Two runs on the same examples, compared where they disagree: McNemar's test, exact form.
+
+    ``right_a`` and ``right_b`` are booleans (N,): whether each run got each example right. Only
+    the examples one run gets right and the other wrong can say which is better; if the runs
+    were equally good, each such example would fall on either side with probability 1/2. Returns
+    ``(only_a, only_b, p)``: the two counts and the two-sided exact binomial p-value (1.0 when
+    they never disagree).
+    """
+    _check_same_length(right_a=right_a, right_b=right_b)
+    a, b = np.asarray(right_a, dtype=bool), np.asarray(right_b, dtype=bool)
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return only_a, only_b, float(p)
+
+
 def one_example_swing(labels, predictions, num_classes: int, metric: str = "macro_f1") -> float:
     """The largest change of ``metric`` that changing one prediction of ``predictions`` can make.
 
@@ -210,7 +231,7 @@ def one_example_swing(labels, predictions, num_classes: int, metric: str = "macr
     and macro-F1 weighs it like every other class. Two scores closer than this differ by less than
     one example can account for.
     """
-    _check_interval_arguments(metric, 0.5)
+    _check_metric(metric)
     _check_same_length(labels=labels, predictions=predictions)
     if len(labels) == 0:
         raise ValueError("labels and predictions are empty; a swing needs examples")

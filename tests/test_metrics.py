@@ -1,6 +1,7 @@
 """Tests for lorakit.metrics: scores against hand-worked answers, probabilities, loss."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from lorakit.metrics import (
     bootstrap_interval,
     classification_metrics,
     log_softmax,
+    mcnemar_exact,
     one_example_swing,
     paired_difference_interval,
     prediction_table,
@@ -296,3 +298,14 @@ def test_one_example_swing_is_the_largest_change_one_changed_prediction_makes():
     assert one_example_swing(labels, predictions, 3) == pytest.approx(brute_force, abs=1e-12)
     assert one_example_swing(labels, predictions, 3, "accuracy") == pytest.approx(1 / 44)
     assert brute_force > 2 / 44  # the rare class makes macro-F1 swing more than accuracy
+
+
+def test_mcnemar_exact_counts_the_disagreements_and_tests_them_against_a_fair_coin():
+    right_a = np.array([True] * 10 + [False] * 2 + [True] * 20)
+    right_b = np.array([False] * 10 + [True] * 2 + [True] * 20)
+    only_a, only_b, p = mcnemar_exact(right_a, right_b)
+    assert (only_a, only_b) == (10, 2)
+    assert p == pytest.approx(2 * sum(math.comb(12, k) for k in range(3)) / 2**12)  # 0.0386
+    assert mcnemar_exact(right_a, right_a) == (0, 0, 1.0)
+    with pytest.raises(ValueError):
+        mcnemar_exact([True, False], [True])
