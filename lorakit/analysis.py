@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from lorakit.metrics import check_label_names, prediction_table
+from lorakit.metrics import check_label_names, log_softmax, prediction_table
 
 PREDICTIONS_FILE = "predictions.csv"
 CONFIG_FILE = "config.json"
@@ -407,9 +407,7 @@ def fit_temperature(logits, labels) -> float:
                          "(N, C) logits and N > 0 class ids")
 
     def mean_nll(log_temperature: float) -> float:
-        scaled = logits / math.exp(log_temperature)
-        shifted = scaled - scaled.max(axis=1, keepdims=True)
-        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probabilities = log_softmax(logits / math.exp(log_temperature))
         return float(-log_probabilities[np.arange(len(labels)), labels].mean())
 
     found = minimize_scalar(mean_nll, bounds=(-4.0, 4.0), method="bounded",
