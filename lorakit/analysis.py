@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
+from lorakit.checks import require_int, require_number, require_type
 from lorakit.metrics import check_label_names, log_softmax, prediction_table
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -44,11 +45,8 @@ NORMALIZE_CHOICES = (None, "true", "pred", "all")
 
 def _check_table(table, required: Sequence[str], what: str) -> pd.DataFrame:
     """The table itself, after checking that it is a non-empty DataFrame with ``required``."""
-    if not isinstance(table, pd.DataFrame):
-        raise ValueError(
-            f"{what} needs a pandas DataFrame of predictions, got {type(table).__name__}; pass "
-            "the table from lorakit.metrics.prediction_table or load_predictions(run_dir)"
-        )
+    require_type("table", table, pd.DataFrame, "a pandas DataFrame of predictions",
+                 "pass lorakit.metrics.prediction_table(...) or load_predictions(run_dir)")
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise ValueError(
@@ -226,11 +224,11 @@ def error_shares_across_runs(
     of ``per_class_error_share``'s ``error_share`` values.
     """
     names = check_label_names(label_names)
-    if not isinstance(tables, Mapping) or not tables:
-        raise ValueError(
-            "error_shares_across_runs needs a non-empty dict {run name: prediction table}, got "
-            f"{tables!r:.80}"
-        )
+    require_type("tables", tables, Mapping, "a dict {run name: prediction table}",
+                 "e.g. {'lora': load_predictions(run_dir)}")
+    if not tables:
+        raise ValueError("error_shares_across_runs needs a non-empty dict {run name: prediction "
+                         "table}, got an empty one")
     rows = {
         str(run): per_class_error_share(table, names)["error_share"]
         for run, table in tables.items()
@@ -249,7 +247,7 @@ def top_confusions(table: pd.DataFrame, label_names: Sequence[str], n: int = 5) 
     examples), sorted by count, largest first; fewer rows when there are fewer kinds of error.
     """
     names = check_label_names(label_names)
-    _check_positive_int("n", n)
+    require_int("n", n)
     counts = confusion(table, names)
     support = counts.sum(axis=1)
     pairs = counts.stack().rename("count").reset_index()
@@ -262,12 +260,6 @@ def top_confusions(table: pd.DataFrame, label_names: Sequence[str], n: int = 5) 
     )
     pairs = pairs.sort_values("count", ascending=False, kind="stable").head(n)
     return pairs.reset_index(drop=True)
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r}; expected a whole number of at least 1")
-    return int(value)
 
 
 # The examples the model gets most wrong
@@ -306,7 +298,7 @@ def _by_loss(table: pd.DataFrame, n: int, per_class: bool, highest: bool,
              what: str) -> pd.DataFrame:
     columns = ["text", "label", "prediction", "confidence", "loss"]
     _check_table(table, columns, what)
-    _check_positive_int("n", n)
+    require_int("n", n)
     ordered = table.sort_values("loss", ascending=not highest, kind="stable")
     if not per_class:
         return ordered.head(n)[columns]
@@ -330,7 +322,7 @@ def calibration_bins(table: pd.DataFrame, n_bins: int = 10) -> pd.DataFrame:
     every bin (Guo et al., 2017, "On Calibration of Modern Neural Networks", section 2).
     """
     _check_table(table, ["confidence"], "calibration_bins")
-    n_bins = _check_positive_int("n_bins", n_bins)
+    n_bins = require_int("n_bins", n_bins)
     confidence = pd.to_numeric(table["confidence"], errors="coerce").to_numpy(np.float64)
     if not np.all((confidence >= 0) & (confidence <= 1)):
         bad = confidence[~((confidence >= 0) & (confidence <= 1))][0]
@@ -425,8 +417,7 @@ def with_temperature(table: pd.DataFrame, label_names: Sequence[str],
     """
     names = check_label_names(label_names)
     _check_table(table, ["text", *(f"prob_{name}" for name in names)], "with_temperature")
-    if not temperature > 0:
-        raise ValueError(f"temperature={temperature!r}; expected a positive number")
+    require_number("temperature", temperature, 0, low_open=True, example=1.5)
     true_ids, _ = _class_ids(table, names, "with_temperature")
     probabilities = table[[f"prob_{name}" for name in names]].to_numpy(np.float64)
     log_probabilities = np.log(np.clip(probabilities, 1e-300, None))
@@ -519,9 +510,9 @@ def length_buckets(
     correct = _correct(table, "length_buckets")
     lengths = text_lengths(table, tokenizer).to_numpy()
     if max_length is not None:
-        _check_positive_int("max_length", max_length)
+        require_int("max_length", max_length)
     if edges is None:
-        edges = _default_edges(lengths, _check_positive_int("n_buckets", n_buckets), max_length)
+        edges = _default_edges(lengths, require_int("n_buckets", n_buckets), max_length)
     else:
         edges = sorted(float(e) for e in edges)
         if len(edges) < 2 or len(set(edges)) != len(edges):
@@ -578,7 +569,7 @@ def accuracy_by_truncation(
     ``mean_length``.
     """
     _check_table(table, ["text"], "accuracy_by_truncation")
-    max_length = _check_positive_int("max_length", max_length)
+    max_length = require_int("max_length", max_length)
     correct = _correct(table, "accuracy_by_truncation")
     lengths = text_lengths(table, tokenizer).to_numpy()
     truncated = lengths > max_length

@@ -12,34 +12,19 @@ is ``(out_features, in_features)``, so ``y = x @ W.T``.
 """
 
 import math
-from numbers import Integral, Real
 from typing import NamedTuple
 
 import pandas as pd
 import torch
 
-
-def _require_positive_int(name: str, value: object, fix: str) -> int:
-    """Return ``value`` as an int, or raise ValueError naming it, what was expected and ``fix``."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}. {fix}")
-    return int(value)
-
-
-def _require_positive_real(name: str, value: object, fix: str) -> float:
-    """Return ``value`` as a float, or raise ValueError naming it, what was expected and ``fix``."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number; got {value!r}. {fix}")
-    return float(value)
+from lorakit.checks import require_int, require_number, require_type
 
 
 def _require_matrix(name: str, value: object) -> torch.Tensor:
-    """Return ``value`` if it is a 2-D floating-point tensor, else raise ValueError."""
-    if not isinstance(value, torch.Tensor):
-        raise ValueError(
-            f"{name} must be a torch.Tensor of shape (d_out, d_in); got {type(value).__name__}. "
-            "Convert it with torch.as_tensor(..., dtype=torch.float32)."
-        )
+    """Return ``value`` if it is a 2-D floating-point tensor: TypeError for another type,
+    ValueError for another shape or dtype."""
+    require_type(name, value, torch.Tensor, "a torch.Tensor of shape (d_out, d_in)",
+                 "convert it with torch.as_tensor(..., dtype=torch.float32)")
     if value.ndim != 2 or not value.is_floating_point():
         raise ValueError(
             f"{name} must be a 2-D floating-point tensor (d_out, d_in); got shape "
@@ -52,7 +37,7 @@ def _require_matrix(name: str, value: object) -> torch.Tensor:
 def _require_rank_within(name: str, r: object, matrix_shape: torch.Size) -> int:
     """Return ``r`` if it is a positive int no larger than min(matrix_shape), else raise."""
     max_rank = min(matrix_shape)
-    rank = _require_positive_int(name, r, f"Use a rank between 1 and {max_rank}.")
+    rank = require_int(name, r, 1, example=min(8, max_rank))
     if rank > max_rank:
         raise ValueError(
             f"{name}={rank} exceeds the largest possible rank {max_rank} of a "
@@ -66,16 +51,16 @@ def lora_parameter_count(d_out: int, d_in: int, r: int) -> int:
 
     ``B: (d_out, r)`` and ``A: (r, d_in)`` hold ``r * (d_out + d_in)`` numbers together.
     """
-    d_out = _require_positive_int("d_out", d_out, "Pass the weight's out_features.")
-    d_in = _require_positive_int("d_in", d_in, "Pass the weight's in_features.")
-    r = _require_positive_int("r", r, "Use a LoRA rank such as 8.")
+    d_out = require_int("d_out", d_out)
+    d_in = require_int("d_in", d_in)
+    r = require_int("r", r)
     return r * (d_out + d_in)
 
 
 def full_parameter_count(d_out: int, d_in: int) -> int:
     """Parameters of a full ``(d_out, d_in)`` weight update: ``d_out * d_in``."""
-    d_out = _require_positive_int("d_out", d_out, "Pass the weight's out_features.")
-    d_in = _require_positive_int("d_in", d_in, "Pass the weight's in_features.")
+    d_out = require_int("d_out", d_out)
+    d_in = require_int("d_in", d_in)
     return d_out * d_in
 
 
@@ -98,7 +83,8 @@ def parameter_table(shapes: list[tuple[int, int]], ranks: list[int]) -> pd.DataF
         )
     rows = []
     for shape in shapes:
-        if not isinstance(shape, tuple | list) or len(shape) != 2:
+        require_type("shape", shape, tuple | list, "a pair (d_out, d_in)", "e.g. (768, 3072)")
+        if len(shape) != 2:
             raise ValueError(
                 f"each shape must be a pair (d_out, d_in); got {shape!r}. Write e.g. (768, 3072)."
             )
@@ -178,10 +164,7 @@ def energy_rank(W_or_singular_values: torch.Tensor, fraction: float = 0.9) -> in
     Returns:
         ``k`` with ``1 <= k <= min(d_out, d_in)``.
     """
-    if not isinstance(fraction, Real) or isinstance(fraction, bool) or not 0 < fraction <= 1:
-        raise ValueError(
-            f"fraction must be a number in (0, 1]; got {fraction!r}. Use e.g. 0.9 for 90% energy."
-        )
+    require_number("fraction", fraction, 0, 1, low_open=True, example="fraction=0.9 (90%)")
     values = W_or_singular_values
     if isinstance(values, torch.Tensor) and values.ndim == 1:
         if not values.is_floating_point() or bool((values < 0).any()):
@@ -207,8 +190,8 @@ def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
     With ``rslora=True`` the rank-stabilised scale of rsLoRA (Kalajdzievski, 2023) is used, which
     keeps the update's magnitude from shrinking as ``r`` grows. Both match PEFT's ``scaling``.
     """
-    alpha = _require_positive_real("alpha", alpha, "Use e.g. alpha=16, or alpha=r for scale 1.")
-    r = _require_positive_int("r", r, "Use a LoRA rank such as 8.")
+    alpha = require_number("alpha", alpha, 0, low_open=True)
+    r = require_int("r", r)
     return alpha / math.sqrt(r) if rslora else alpha / r
 
 
@@ -291,8 +274,8 @@ def planted_low_rank(
     standard-normal ``x``. The same ``seed`` always gives the same factors (a private
     ``torch.Generator`` is used; the global RNG is untouched).
     """
-    d_out = _require_positive_int("d_out", d_out, "Pass the weight's out_features.")
-    d_in = _require_positive_int("d_in", d_in, "Pass the weight's in_features.")
+    d_out = require_int("d_out", d_out)
+    d_in = require_int("d_in", d_in)
     r = _require_rank_within("r", r, torch.Size([d_out, d_in]))
     generator = torch.Generator().manual_seed(seed)
     B_star = torch.randn(d_out, r, generator=generator) / math.sqrt(r)
@@ -349,9 +332,9 @@ def fit_planted_update(
             "the planted update must have W's shape (d_out, d_in)."
         )
     r = _require_rank_within("r", r, W.shape)
-    steps = _require_positive_int("steps", steps, "Use e.g. steps=300.")
-    lr = _require_positive_real("lr", lr, "Use e.g. lr=0.02.")
-    batch_size = _require_positive_int("batch_size", batch_size, "Use e.g. batch_size=128.")
+    steps = require_int("steps", steps)
+    lr = require_number("lr", lr, 0, low_open=True)
+    batch_size = require_int("batch_size", batch_size)
 
     d_out, d_in = W.shape
     generator = torch.Generator().manual_seed(seed)

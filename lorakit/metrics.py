@@ -15,6 +15,8 @@ import pandas as pd
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
+from lorakit.checks import require_number
+
 
 def _as_logits(
     logits, label_names: Sequence[str] | None = None, require_finite: bool = True
@@ -135,8 +137,7 @@ def _check_metric(metric: str) -> None:
 
 def _check_interval_arguments(metric: str, confidence: float) -> None:
     _check_metric(metric)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence!r}; expected a fraction such as 0.95")
+    require_number("confidence", confidence, 0, 1, low_open=True, high_open=True, example=0.95)
 
 
 def _scores(true: np.ndarray, predicted: np.ndarray, metric: str, num_classes: int) -> np.ndarray:

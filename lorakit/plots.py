@@ -22,6 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from lorakit.checks import require_type
+
 PERCENT_METRICS = ("accuracy", "macro_f1", "val_macro_f1", "trainable_percent")
 METRIC_LABELS = {
     "accuracy": "accuracy",
@@ -36,8 +38,7 @@ METRIC_LABELS = {
 
 
 def _need_columns(frame, columns: Sequence[str], what: str) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"{what} needs a pandas DataFrame, got {type(frame).__name__}")
+    require_type("frame", frame, pd.DataFrame, "a pandas DataFrame", f"{what} draws from one")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(

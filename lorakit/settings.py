@@ -8,15 +8,17 @@ range and an example::
 
     epochs=-2.0 (--epochs) is out of range: use a finite number from 0 to 1000, e.g. 3
 
-A wrong type is a TypeError, a wrong value a ValueError, as everywhere in lorakit.
+A wrong type is a TypeError, a wrong value a ValueError, as everywhere in lorakit
+(``lorakit.checks``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from torch import nn
+
+from lorakit.checks import int_range, number_range, require_int, require_number
 
 
 @dataclass(frozen=True)
@@ -32,17 +34,10 @@ class Range:
     high_open: bool = False
 
     def describe(self) -> str:
-        what = "an int" if self.kind is int else "a finite number"
-        low, high = _number(self.low), _number(self.high)
-        if self.low_open or self.high_open:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{what} in {left}{low}, {high}{right}"
-        return f"{what} from {low} to {high}"
-
-    def contains(self, value: float) -> bool:
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
+        """'an int from 1 to 1024', 'a finite number in (0, 1]', ..."""
+        if self.kind is int:
+            return int_range(self.low, self.high)
+        return number_range(self.low, self.high, self.low_open, self.high_open)
 
 
 RANGES = {
@@ -59,23 +54,18 @@ RANGES = {
 }
 
 
-def _number(value: float) -> str:
-    return f"{value:,}" if float(value).is_integer() and abs(value) >= 1e4 else f"{value:g}"
-
-
 def check_setting(name: str, value, flag: str | None = None) -> None:
     """Raise a one-line TypeError or ValueError if ``value`` is not valid for setting ``name``;
     the message names ``flag``, by default the setting's own (``lorakit sweep`` names
     ``--ranks`` for r)."""
     rule = RANGES[name]
     flag = flag or rule.flag
-    shown = f"{name}={value!r} ({flag})"
-    fix = f"use {rule.describe()}, e.g. {flag} {rule.example:g}"
-    numeric = (int,) if rule.kind is int else (int, float)
-    if isinstance(value, bool) or not isinstance(value, numeric):
-        raise TypeError(f"{shown} is a {type(value).__name__}: {fix}")
-    if not math.isfinite(value) or not rule.contains(value):
-        raise ValueError(f"{shown} is out of range: {fix}")
+    label, example = f"{name}={value!r} ({flag})", f"{flag} {rule.example:g}"
+    if rule.kind is int:
+        require_int(name, value, rule.low, rule.high, example=example, label=label)
+    else:
+        require_number(name, value, rule.low, rule.high, low_open=rule.low_open,
+                       high_open=rule.high_open, example=example, label=label)
 
 
 def check_run_settings(**settings) -> None:

@@ -359,7 +359,7 @@ def test_missing_columns_are_named_and_empty_tables_rejected(small):
         confusion(small.iloc[:0], NAMES)
     with pytest.raises(ValueError, match="empty"):
         expected_calibration_error(small.iloc[:0])
-    with pytest.raises(ValueError, match="DataFrame"):
+    with pytest.raises(TypeError, match=r"table=\[1, 2\] has type list: use a pandas DataFrame"):
         per_class_error_share([1, 2], NAMES)
 
 

@@ -114,7 +114,9 @@ def test_merge_twice_and_unmerge_unmerged_raise():
         ({"r": True}, TypeError, "r=True"),
         ({"alpha": 0}, ValueError, "alpha=0"),
         ({"alpha": -1.0}, ValueError, "alpha=-1.0"),
-        ({"dropout": 1.0}, ValueError, r"dropout=1.0 must lie in \[0, 1\)"),
+        ({"dropout": 1.0}, ValueError, r"dropout=1.0 is out of range: use .* in \[0, 1\)"),
+        ({"dropout": "0.1"}, TypeError, "dropout='0.1' is a str"),
+        ({"alpha": "16"}, TypeError, "alpha='16' is a str"),
         ({"dropout": -0.1}, ValueError, "dropout=-0.1"),
     ],
 )

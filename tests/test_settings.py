@@ -78,8 +78,11 @@ def accepted(name: str, value) -> bool:
     """What check_setting lets through: the right kind of number, finite, in range."""
     rule = RANGES[name]
     numeric = (int,) if rule.kind is int else (int, float)
-    return (isinstance(value, numeric) and not isinstance(value, bool)
-            and math.isfinite(value) and rule.contains(value))
+    if isinstance(value, bool) or not isinstance(value, numeric) or not math.isfinite(value):
+        return False
+    above = value > rule.low if rule.low_open else value >= rule.low
+    below = value < rule.high if rule.high_open else value <= rule.high
+    return above and below
 
 
 def invalid(name: str):
