@@ -1,7 +1,7 @@
 """Item 3: inference of a DistilBERT-sized classifier, merged LoRA against the base and PEFT.
 
 From one ``DistilBertForSequenceClassification`` with random weights from ``DistilBertConfig()``
-(no download), four models classify the same batch, interleaved, in eval mode without gradients:
+(no download), five models classify the same batch, interleaved, in eval mode without gradients:
 
 - ``base``: the model as it is
 - ``lorakit merged``: lorakit's LoRA (r = 8 on q_lin, v_lin, lin1, lin2; B made non-zero, as
@@ -12,8 +12,9 @@ From one ``DistilBertForSequenceClassification`` with random weights from ``Dist
 - ``base again``: an identical copy of ``base``, whose ratio to it is the noise floor: what two
   equal models measure on this machine
 
-Times are per batch (sequence length 128; batch sizes 1 and 16). The script also checks that the
-four models agree: merged and unmerged logits, lorakit's and PEFT's, to float tolerance.
+Times are per batch (sequence length 128; batch sizes 1 and 16), in the precision
+``lorakit.train.run`` trains in on the device. The script also checks, in fp32, that the models
+with the adapter agree: merged and unmerged logits, lorakit's and PEFT's, to float tolerance.
 
     .venv/bin/python benchmarks/inference.py    # writes benchmarks/results/inference.{json,md}
 """
@@ -28,25 +29,23 @@ from collections.abc import Sequence
 import torch
 from common import (
     RATIO_NOTE,
+    Group,
     all_hold,
-    autocast,
-    contender_records,
     int_list,
     make_parser,
-    markdown_table,
     ms,
-    pair_ratio,
     parse_args,
-    ratio_text,
-    time_contenders,
-    verdict_at_most,
+    timing_results,
     write_results,
 )
 from peft import PeftModel
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-from lorakit import inject_lora, merge_lora, save_peft_adapter
+from lorakit import inject_lora, merge_lora
+from lorakit.bench import markdown_table
 from lorakit.models import DEFAULT_TARGETS, head_modules
+from lorakit.peft_format import save_peft_adapter
+from lorakit.precision import autocast
 
 NAME = "inference"
 RANK, ALPHA = 8, 16
@@ -54,6 +53,10 @@ MERGED_LIMIT = 1.01  # merged inference at most 1% slower than the base model
 QUICK_CONFIG = dict(vocab_size=100, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
                     max_position_embeddings=64)
 CONTENDERS = ("base", "lorakit merged", "lorakit unmerged", "peft unmerged", "base again")
+# The comparisons a / b made at each batch size, with their targets (the most a / b may be).
+PAIRS = (("lorakit merged", "base", MERGED_LIMIT), ("lorakit merged", "peft unmerged", None),
+         ("lorakit unmerged", "peft unmerged", 1.0), ("peft unmerged", "base", None),
+         ("base again", "base", None))
 
 
 def build_models(base, seed: int) -> dict:
@@ -74,16 +77,17 @@ def build_models(base, seed: int) -> dict:
     return {name: model.eval() for name, model in models.items()}
 
 
-def forward(model, batch: dict, device: str):
+def forward(model, batch: dict, device: str, precision: str):
     def call() -> torch.Tensor:
-        with torch.inference_mode(), autocast(device):
+        with torch.inference_mode(), autocast(device, precision):
             return model(**batch).logits
     return call
 
 
 def agreement(models: dict, batch: dict, device: str) -> dict:
-    """Largest absolute logit differences between models that should agree."""
-    logits = {name: forward(model, batch, device)().float() for name, model in models.items()}
+    """Largest absolute logit differences between models that should agree, computed in fp32
+    (in 16 bits they would differ by the rounding, whatever the models)."""
+    logits = {name: forward(model, batch, device, "fp32")() for name, model in models.items()}
 
     def gap(a: str, b: str) -> float:
         return float((logits[a] - logits[b]).abs().max())
@@ -111,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     base = DistilBertForSequenceClassification(DistilBertConfig(**config_kwargs))
     models = {name: m.to(args.device) for name, m in build_models(base, args.seed).items()}
     generator = torch.Generator().manual_seed(args.seed)
-    records, comparisons, agreements = [], [], []
+    groups, agreements = [], []
     for batch_size in batch_sizes:
         input_ids = torch.randint(0, base.config.vocab_size, (batch_size, seq_len),
                                   generator=generator)
@@ -120,70 +124,56 @@ def main(argv: Sequence[str] | None = None) -> dict:
         labels = {"batch": batch_size, "seq_len": seq_len}
         agreements.append({**labels, **agreement(models, batch, args.device)})
         print(f"{NAME}: batch {batch_size} × {seq_len}", file=sys.stderr, flush=True)
-        samples = time_contenders(
-            {name: forward(models[name], batch, args.device) for name in CONTENDERS}, args)
-        records += contender_records(samples, **labels)
-        merged_vs_base = {**labels, **pair_ratio(samples, "lorakit merged", "base"),
-                          "target": "<= 1.01"}
-        merged_vs_base["verdict"] = verdict_at_most(
-            merged_vs_base["ratio"], merged_vs_base["ratio_q1"], MERGED_LIMIT)
-        unmerged_vs_peft = {**labels, **pair_ratio(samples, "lorakit unmerged", "peft unmerged"),
-                            "target": "<= 1.00"}
-        unmerged_vs_peft["verdict"] = verdict_at_most(
-            unmerged_vs_peft["ratio"], unmerged_vs_peft["ratio_q1"], 1.0)
-        comparisons += [
-            merged_vs_base,
-            {**labels, **pair_ratio(samples, "lorakit merged", "peft unmerged"), "target": None},
-            unmerged_vs_peft,
-            {**labels, **pair_ratio(samples, "peft unmerged", "base"), "target": None},
-            {**labels, **pair_ratio(samples, "base again", "base"), "target": None},
-        ]
-    for record in records:
+        group = Group.timed({name: forward(models[name], batch, args.device, args.precision)
+                             for name in CONTENDERS}, args, labels)
+        for a, b, limit in PAIRS:
+            group.compare(a, b, limit)
+        groups.append(group)
+    results = timing_results(groups)
+    for record in results["records"]:
         record["samples_per_s"] = record["batch"] / record["median_s"]
-    results = {
+    results |= {
         "model": {"config": f"DistilBertConfig(**{config_kwargs!r})",
                   "lora": {"r": RANK, "alpha": ALPHA, "targets": list(DEFAULT_TARGETS)}},
-        "records": records, "comparisons": comparisons, "agreement": agreements,
+        "agreement": agreements,
         "targets": {
             "merged_at_most_1pct_slower_than_base": all_hold(
-                c for c in comparisons if c["target"] == "<= 1.01"),
+                g.comparison("lorakit merged", "base") for g in groups),
             "lorakit_unmerged_vs_peft_unmerged_at_most_1": all_hold(
-                c for c in comparisons if c["target"] == "<= 1.00"),
+                g.comparison("lorakit unmerged", "peft unmerged") for g in groups),
         },
     }
-    write_results(NAME, results, to_markdown(records, comparisons, agreements), args)
+    write_results(NAME, results, to_markdown(groups, agreements), args)
     return results
 
 
-def to_markdown(records: list[dict], comparisons: list[dict], agreements: list[dict]) -> str:
-    median = {(r["batch"], r["contender"]): r["median_s"] for r in records}
+def to_markdown(groups: list[Group], agreements: list[dict]) -> str:
     rows = []
-    for batch in sorted({r["batch"] for r in records}):
-        row = {"batch": batch, **{name: ms(median[(batch, name)]) for name in CONTENDERS}}
-        for c in comparisons:
-            if c["batch"] == batch:
-                row[(c["a"], c["b"])] = ratio_text(c)
-                if c["target"]:
-                    row[(c["a"], c["b"], "verdict")] = c["verdict"]
+    for g in groups:
+        row = {"batch": g.labels["batch"], **{name: ms(g.median_s(name)) for name in CONTENDERS}}
+        for a, b, _ in PAIRS:
+            c = g.comparison(a, b)
+            row[f"{a} / {b}"] = c.ratio.text()
+            row[f"{a} / {b} verdict"] = c.verdict
         rows.append(row)
     table = markdown_table(rows, {
         "batch": "batch", **{name: f"{name} ms" for name in CONTENDERS},
-        ("lorakit merged", "base"): "merged / base [IQR]",
-        ("lorakit merged", "base", "verdict"): "≤ 1.01?",
-        ("lorakit merged", "peft unmerged"): "merged / PEFT unmerged [IQR]",
-        ("lorakit unmerged", "peft unmerged"): "lorakit / PEFT, both unmerged [IQR]",
-        ("lorakit unmerged", "peft unmerged", "verdict"): "≤ 1.00?",
-        ("base again", "base"): "base again / base [IQR]",
+        "lorakit merged / base": "merged / base [IQR]",
+        "lorakit merged / base verdict": "≤ 1.01?",
+        "lorakit merged / peft unmerged": "merged / PEFT unmerged [IQR]",
+        "lorakit unmerged / peft unmerged": "lorakit / PEFT, both unmerged [IQR]",
+        "lorakit unmerged / peft unmerged verdict": "≤ 1.00?",
+        "base again / base": "base again / base [IQR]",
     })
     worst = max(max(a["merged_vs_unmerged"], a["lorakit_vs_peft_unmerged"],
                     a["merged_vs_peft_unmerged"]) for a in agreements)
-    seq_len = records[0]["seq_len"]
+    seq_len = groups[0].labels["seq_len"]
     return (
         f"### Inference per batch, sequence length {seq_len} (median of interleaved repeats)\n\n"
-        f"{table}\n\nThe merged, unmerged and PEFT models give the same logits: the largest "
-        f"absolute difference between any two of them is {worst:.2g}. `base again` is an "
-        "identical copy of the base model: its ratio to `base` is what two equal models measure "
-        f"here, the noise floor for the others. {RATIO_NOTE}\n"
+        f"{table}\n\nThe merged, unmerged and PEFT models give the same logits, computed in fp32: "
+        f"the largest absolute difference between any two of them is {worst:.2g}. `base again` "
+        "is an identical copy of the base model: its ratio to `base` is what two equal models "
+        f"measure here, the noise floor for the others. {RATIO_NOTE}\n"
     )
 
 

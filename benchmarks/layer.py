@@ -8,13 +8,14 @@ r in {1, 8, 64} and LoRA dropout 0 and 0.1, four contenders run interleaved:
 - ``frozen``: the plain ``nn.Linear`` with its weights frozen
 - ``trainable``: the plain ``nn.Linear`` with its weights trained (full fine-tuning)
 
-One call is a forward pass and a backward pass of a fixed output gradient. The input requires a
-gradient, as it does in the middle of a network whose earlier layers train, so every contender
-computes dL/dx. Then, per shape, inference (no gradients) of the base layer against the same
-layer with a merged LoRA update (``LoRALinear.merge()``) and an unmerged one, and against an
-identical copy of itself (``base again``): that A/A pair shows how far two equal layers' timings
-differ on this machine, the floor under which no difference is real. These calls are short, so
-they get more repeats (``--inference-repeats``).
+One call is a forward pass, in the precision ``lorakit.train.run`` trains in on the device, and a
+backward pass of a fixed output gradient. The input requires a gradient, as it does in the middle
+of a network whose earlier layers train, so every contender computes dL/dx. Then, per shape,
+inference (no gradients) of the base layer against the same layer with a merged LoRA update
+(``LoRALinear.merge()``) and an unmerged one, and against an identical copy of itself
+(``base again``): that A/A pair shows how far two equal layers' timings differ on this machine,
+the floor under which no difference is real. These calls are short, so they get more repeats
+(``--inference-repeats``).
 
     .venv/bin/python benchmarks/layer.py            # writes benchmarks/results/layer.{json,md}
 """
@@ -28,33 +29,29 @@ from collections.abc import Sequence
 import torch
 from common import (
     RATIO_NOTE,
+    Group,
     all_hold,
-    autocast,
-    contender_records,
     float_list,
     int_list,
     make_parser,
-    markdown_table,
     ms,
-    pair_ratio,
     parse_args,
-    ratio_text,
-    time_contenders,
-    verdict_at_most,
-    work_against,
-    work_text,
+    timing_results,
     write_results,
 )
-from peft import LoraConfig, inject_adapter_in_model
+from peft import inject_adapter_in_model
 from torch import nn
 
 from lorakit import LoRALinear
+from lorakit.bench import compare_work, markdown_table
+from lorakit.lora import LoRASettings
+from lorakit.peft_format import copy_into_peft, lora_config
+from lorakit.precision import DTYPES, autocast
 
 NAME = "layer"
 DISTILBERT_SHAPES = ((768, 768), (768, 3072))
 QUICK_SHAPES = ((32, 48),)
 MERGED_RANK = 8
-UNMERGED = "inference, unmerged"
 MERGED_LIMIT = 1.01  # merged inference at most 1% slower than the base layer
 
 
@@ -69,13 +66,10 @@ class _Holder(nn.Module):
 def peft_linear(base: nn.Linear, ours: LoRALinear) -> nn.Module:
     """PEFT's ``lora.Linear`` around a copy of ``base``, with ``ours``' r, alpha, dropout, A, B."""
     dropout = ours.dropout.p if isinstance(ours.dropout, nn.Dropout) else 0.0
-    config = LoraConfig(r=ours.r, lora_alpha=ours.alpha, lora_dropout=dropout,
-                        target_modules=["lin"])
-    layer = inject_adapter_in_model(config, _Holder(copy.deepcopy(base))).lin
-    with torch.no_grad():
-        layer.lora_A["default"].weight.copy_(ours.lora_A)
-        layer.lora_B["default"].weight.copy_(ours.lora_B)
-    return layer
+    settings = LoRASettings(("lin",), ours.r, ours.alpha, dropout, ours.rslora, train_modules=())
+    theirs = inject_adapter_in_model(lora_config(settings), _Holder(copy.deepcopy(base)))
+    copy_into_peft(_Holder(ours), theirs)
+    return theirs.lin
 
 
 def randomize_B(layer: LoRALinear, generator: torch.Generator) -> None:
@@ -84,75 +78,65 @@ def randomize_B(layer: LoRALinear, generator: torch.Generator) -> None:
         layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=generator) * 0.02)
 
 
-def forward_backward(layer: nn.Module, x: torch.Tensor, grad_out: torch.Tensor, device: str):
-    """A closure: clear the gradients, forward ``x``, backward ``grad_out``."""
+def forward_backward(layer: nn.Module, x: torch.Tensor, grad_out: torch.Tensor, args):
+    """A closure: clear the gradients, forward ``x`` under ``args.precision``'s autocast,
+    backward ``grad_out`` (in the output's dtype)."""
     def call() -> None:
         x.grad = None
         layer.zero_grad(set_to_none=True)
-        with autocast(device):
+        with autocast(args.device, args.precision):
             out = layer(x)
         out.backward(grad_out)
     return call
 
 
-def inference(layer: nn.Module, x: torch.Tensor, device: str):
+def inference(layer: nn.Module, x: torch.Tensor, args):
     def call() -> None:
-        with torch.inference_mode(), autocast(device):
+        with torch.inference_mode(), autocast(args.device, args.precision):
             layer(x)
     return call
 
 
-def compare(samples, a: str, b: str, labels: dict, target: str | None = None) -> dict:
-    return {**labels, **pair_ratio(samples, a, b), "target": target}
-
-
-def run_layer_group(base, r, dropout, x, grad_out, args, generator, labels):
-    device = args.device
+def run_layer_group(base, r, dropout, x, grad_out, args, generator, labels) -> Group:
     ours = LoRALinear(copy.deepcopy(base), r=r, alpha=2 * r, dropout=dropout)
     randomize_B(ours, generator)
     theirs = peft_linear(base, ours)
     frozen = copy.deepcopy(base).requires_grad_(False)
     trainable = copy.deepcopy(base).requires_grad_(True)
     layers = {"lorakit": ours, "peft": theirs, "frozen": frozen, "trainable": trainable}
-    contenders = {name: forward_backward(layer.to(device).train(), x, grad_out, device)
+    contenders = {name: forward_backward(layer.to(args.device).train(), x, grad_out, args)
                   for name, layer in layers.items()}
-    samples = time_contenders(contenders, args)
-    comparisons = [
-        compare(samples, "lorakit", "peft", labels, target="<= 1.00"),
-        compare(samples, "lorakit", "frozen", labels),
-        compare(samples, "lorakit", "trainable", labels),
-        compare(samples, "peft", "frozen", labels),
-    ]
-    c = comparisons[0]
-    c["verdict"] = verdict_at_most(c["ratio"], c["ratio_q1"], 1.0)
-    c.update(work_against(contenders["lorakit"], contenders["peft"]))
-    return contender_records(samples, **labels), comparisons
+    group = Group.timed(contenders, args, labels)
+    group.compare("lorakit", "peft", limit=1.0,
+                  work=compare_work(contenders["lorakit"], contenders["peft"]))
+    group.compare("lorakit", "frozen")
+    group.compare("lorakit", "trainable")
+    group.compare("peft", "frozen")
+    return group
 
 
-def run_merged_group(base, x, args, generator, labels):
-    device = args.device
+def run_merged_group(base, x, args, generator, labels) -> tuple[Group, Group]:
+    """Merged inference against the base layer and its A/A control; then, in a group of its
+    own, the unmerged layer against the base."""
     merged = LoRALinear(copy.deepcopy(base), r=MERGED_RANK, alpha=2 * MERGED_RANK)
     randomize_B(merged, generator)
-    unmerged = copy.deepcopy(merged).to(device).eval()
+    unmerged = copy.deepcopy(merged).to(args.device).eval()
     merged.merge()
     # The merged layer and the base, with the A/A control, timed on their own: a contender that
     # allocates more (the unmerged layer) would change what the others' allocations cost.
     layers = {"base": copy.deepcopy(base), "lorakit merged": merged,
               "base again": copy.deepcopy(base)}
-    contenders = {name: inference(layer.to(device).eval(), x, device)
+    contenders = {name: inference(layer.to(args.device).eval(), x, args)
                   for name, layer in layers.items()}
-    samples = time_contenders(contenders, args, repeats=args.inference_repeats)
-    merged_vs_base = compare(samples, "lorakit merged", "base", labels, target="<= 1.01")
-    merged_vs_base["verdict"] = verdict_at_most(
-        merged_vs_base["ratio"], merged_vs_base["ratio_q1"], MERGED_LIMIT)
-    comparisons = [merged_vs_base, compare(samples, "base again", "base", labels)]
-    records = contender_records(samples, **labels)
+    merged_group = Group.timed(contenders, args, labels, repeats=args.inference_repeats)
+    merged_group.compare("lorakit merged", "base", limit=MERGED_LIMIT)
+    merged_group.compare("base again", "base")
     # What merging saves: the unmerged layer against the base, as a second comparison.
-    labels = {**labels, "kind": UNMERGED}
-    samples = time_contenders({"base": contenders["base"],
-                               "lorakit unmerged": inference(unmerged, x, device)}, args)
-    comparisons.append(compare(samples, "lorakit unmerged", "base", labels))
-    return records + contender_records(samples, **labels), comparisons
+    unmerged_group = Group.timed(
+        {"base": contenders["base"], "lorakit unmerged": inference(unmerged, x, args)}, args,
+        {**labels, "kind": "inference, unmerged"})
+    unmerged_group.compare("lorakit unmerged", "base")
+    return merged_group, unmerged_group
 
 
 def build_parser():
@@ -178,71 +162,50 @@ def main(argv: Sequence[str] | None = None) -> dict:
         shapes, batch, seq_len, ranks = QUICK_SHAPES, 2, 8, [2]
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    records, comparisons = [], []
+    # autocast's output dtype: the gradient fed back must have it
+    grad_dtype = DTYPES[args.precision]
+    layer_groups, merged_groups = [], []
     for in_features, out_features in shapes:
         base = nn.Linear(in_features, out_features)
         x = torch.randn(batch, seq_len, in_features, generator=generator).to(args.device)
         grad_out = torch.randn(batch, seq_len, out_features, generator=generator).to(
-            args.device, torch.float16 if args.device == "cuda" else torch.float32)  # = output's
+            args.device, grad_dtype)
         shape = f"{in_features}→{out_features}"
         for r in ranks:
             for dropout in args.dropouts:
                 labels = {"kind": "forward+backward", "shape": shape, "tokens": batch * seq_len,
                           "r": r, "dropout": dropout}
                 print(f"{NAME}: {shape} r={r} dropout={dropout}", file=sys.stderr, flush=True)
-                new_records, new_comparisons = run_layer_group(
+                layer_groups.append(run_layer_group(
                     base, r, dropout, x.clone().requires_grad_(True), grad_out, args, generator,
-                    labels)
-                records += new_records
-                comparisons += new_comparisons
+                    labels))
         labels = {"kind": "inference", "shape": shape, "tokens": batch * seq_len,
                   "r": MERGED_RANK, "dropout": 0.0}
         print(f"{NAME}: {shape} merged inference", file=sys.stderr, flush=True)
-        new_records, new_comparisons = run_merged_group(base, x, args, generator, labels)
-        records += new_records
-        comparisons += new_comparisons
-    results = {"records": records, "comparisons": comparisons, "targets": targets(comparisons)}
-    write_results(NAME, results, to_markdown(records, comparisons), args)
+        merged_groups.append(run_merged_group(base, x, args, generator, labels))
+    groups = [*layer_groups, *(g for pair in merged_groups for g in pair)]
+    results = {**timing_results(groups), "targets": {
+        "lorakit_vs_peft_at_most_1": all_hold(
+            g.comparison("lorakit", "peft") for g in layer_groups),
+        "merged_at_most_1pct_slower_than_base": all_hold(
+            merged.comparison("lorakit merged", "base") for merged, _ in merged_groups),
+    }}
+    write_results(NAME, results, to_markdown(layer_groups, merged_groups), args)
     return results
 
 
-def targets(comparisons: list[dict]) -> dict:
-    """Every comparison that has a target, with its verdict; and whether all of them hold."""
-    checked = [c for c in comparisons if c.get("target")]
-    return {
-        "lorakit_vs_peft_at_most_1": all_hold(
-            c for c in checked if c["kind"] == "forward+backward"),
-        "merged_at_most_1pct_slower_than_base": all_hold(
-            c for c in checked if c["kind"] == "inference"),
-    }
-
-
-def to_markdown(records: list[dict], comparisons: list[dict]) -> str:
-    median = {(r["kind"], r["shape"], r["r"], r["dropout"], r["contender"]): r["median_s"]
-              for r in records}
-
-    def pair(kind, shape, r, dropout, a, b):
-        for c in comparisons:
-            if (c["kind"], c["shape"], c["r"], c["dropout"], c["a"], c["b"]) == (
-                    kind, shape, r, dropout, a, b):
-                return c
-        raise KeyError((kind, shape, r, dropout, a, b))
-
+def to_markdown(layer_groups: list[Group], merged_groups: list[tuple[Group, Group]]) -> str:
     rows = []
-    groups = list(dict.fromkeys((c["shape"], c["r"], c["dropout"]) for c in comparisons
-                                if c["kind"] == "forward+backward"))
-    for shape, r, dropout in groups:
-        key = ("forward+backward", shape, r, dropout)
-        vs_peft = pair(*key, "lorakit", "peft")
+    for g in layer_groups:
+        vs_peft = g.comparison("lorakit", "peft")
         rows.append({
-            "shape": shape, "r": r, "dropout": dropout,
-            **{name: ms(median[(*key, name)]) for name in ("lorakit", "peft", "frozen",
-                                                           "trainable")},
-            "ratio": ratio_text(vs_peft), "verdict": vs_peft["verdict"],
-            "work": work_text(vs_peft),
-            "vs_frozen": pair(*key, "lorakit", "frozen")["ratio"],
-            "peft_vs_frozen": pair(*key, "peft", "frozen")["ratio"],
-            "vs_trainable": pair(*key, "lorakit", "trainable")["ratio"],
+            **g.labels,
+            **{name: ms(g.median_s(name)) for name in ("lorakit", "peft", "frozen", "trainable")},
+            "ratio": vs_peft.ratio.text(), "verdict": vs_peft.verdict,
+            "work": vs_peft.work.text(),
+            "vs_frozen": g.comparison("lorakit", "frozen").ratio.ratio,
+            "peft_vs_frozen": g.comparison("peft", "frozen").ratio.ratio,
+            "vs_trainable": g.comparison("lorakit", "trainable").ratio.ratio,
         })
     layer_table = markdown_table(rows, {
         "shape": "shape", "r": "r", "dropout": "dropout", "lorakit": "lorakit ms",
@@ -252,19 +215,18 @@ def to_markdown(records: list[dict], comparisons: list[dict]) -> str:
         "peft_vs_frozen": "PEFT / frozen", "vs_trainable": "lorakit / trainable",
     })
     merged_rows = []
-    for c in comparisons:
-        if c["kind"] != "inference" or c["a"] != "lorakit merged":
-            continue
-        key = ("inference", c["shape"], c["r"], c["dropout"])
-        unmerged_key = (UNMERGED, *key[1:])
-        unmerged = pair(*unmerged_key, "lorakit unmerged", "base")
+    for merged, unmerged in merged_groups:
+        vs_base = merged.comparison("lorakit merged", "base")
+        unmerged_vs_base = unmerged.comparison("lorakit unmerged", "base")
         merged_rows.append({
-            "shape": c["shape"], "base": ms(median[(*key, "base")]),
-            "merged": ms(median[(*key, "lorakit merged")]),
-            "ratio": ratio_text(c), "verdict": c["verdict"],
-            "control": ratio_text(pair(*key, "base again", "base")), "repeats": c["rounds"],
-            "unmerged": ms(median[(*unmerged_key, "lorakit unmerged")]),
-            "unmerged_ratio": ratio_text(unmerged), "unmerged_repeats": unmerged["rounds"],
+            "shape": merged.labels["shape"], "base": ms(merged.median_s("base")),
+            "merged": ms(merged.median_s("lorakit merged")),
+            "ratio": vs_base.ratio.text(), "verdict": vs_base.verdict,
+            "control": merged.comparison("base again", "base").ratio.text(),
+            "repeats": vs_base.ratio.rounds,
+            "unmerged": ms(unmerged.median_s("lorakit unmerged")),
+            "unmerged_ratio": unmerged_vs_base.ratio.text(),
+            "unmerged_repeats": unmerged_vs_base.ratio.rounds,
         })
     merged_table = markdown_table(merged_rows, {
         "shape": "shape", "base": "base ms", "merged": "merged ms",
@@ -273,7 +235,7 @@ def to_markdown(records: list[dict], comparisons: list[dict]) -> str:
         "unmerged": "unmerged ms", "unmerged_ratio": "unmerged / base [IQR]",
         "unmerged_repeats": "repeats",
     })
-    tokens = records[0]["tokens"]
+    tokens = layer_groups[0].labels["tokens"]
     return (
         f"### Forward + backward, {tokens} tokens (median of interleaved repeats)\n\n"
         f"{layer_table}\n\n"

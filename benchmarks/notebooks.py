@@ -27,7 +27,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import REPO_ROOT, make_parser, markdown_table, parse_args, write_results
+from common import REPO_ROOT, make_parser, parse_args, write_results
+
+from lorakit.bench import markdown_table
 
 NAME = "notebooks"
 EXPECTED = ("01", "02", "03", "04", "05", "06")  # the series in DESIGN.md

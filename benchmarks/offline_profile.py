@@ -19,9 +19,10 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from common import make_parser, markdown_table, parse_args, write_results
+from common import make_parser, parse_args, write_results
 
-from lorakit.train import current_precision, run
+from lorakit.bench import markdown_table
+from lorakit.train import run
 
 NAME = "offline_profile"
 TASKS = ("imdb", "emotion")
@@ -67,9 +68,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                     "train_seconds": m["train_seconds"],
                                     "precision": result.config["precision"]})
     results = {"records": records, "summary": summarize(records), "profile": profile}
-    # these runs train in the precision lorakit.train.run chooses, not the timing benchmarks' one
-    machine = args.machine | {"precision": current_precision()}
-    write_results(NAME, results, to_markdown(results), args, machine=machine)
+    write_results(NAME, results, to_markdown(results), args)
     return results
 
 

@@ -10,9 +10,10 @@ by ``lorakit.models.prepare_model`` four ways, each on its own copy of the same 
 - ``full``: every weight trains
 
 A step is forward, backward, AdamW step and zero_grad on a batch of 16 random sequences, at
-sequence lengths 128 and 512, in train mode (dropout on). The four steps run interleaved after
-warm-up. The first step of each method is the peak-memory measurement and also counts as the
-first warm-up call; it creates AdamW's state, so the peak memory includes it.
+sequence lengths 128 and 512, in train mode (dropout on), in the precision ``lorakit.train.run``
+trains in on the device (fp16 with a gradient scaler, as ``Trainer(fp16=True)``). The four steps
+run interleaved after warm-up. The first step of each method is the peak-memory measurement and
+also counts as the first warm-up call; it creates AdamW's state, so the peak memory includes it.
 
 On CPU a full step at 16 × 512 takes tens of seconds, so the defaults are 5 repeats and 1
 warm-up step; ``--seq-lens 128`` runs the shorter half alone.
@@ -32,20 +33,13 @@ from collections.abc import Sequence
 import torch
 from common import (
     RATIO_NOTE,
+    Comparison,
+    Group,
     all_hold,
-    autocast,
-    contender_records,
     int_list,
     make_parser,
-    markdown_table,
-    pair_ratio,
     parse_args,
-    peak_memory,
-    ratio_text,
-    synchronize,
-    verdict_at_most,
-    work_against,
-    work_text,
+    timing_results,
     write_results,
 )
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
@@ -53,6 +47,7 @@ from transformers import DistilBertConfig, DistilBertForSequenceClassification
 from lorakit import bench
 from lorakit.lora import count_parameters
 from lorakit.models import DEFAULT_TARGETS, prepare_model
+from lorakit.precision import autocast
 
 NAME = "train_step"
 METHODS = ("head", "lora", "peft", "full")
@@ -62,25 +57,27 @@ LORA_VS_FULL_LIMIT = 0.80  # a LoRA step at most 0.8 × the full fine-tuning ste
 OPTIMIZER_STATE_LIMIT = 0.01  # LoRA's optimizer state at most 1% of full fine-tuning's
 QUICK_CONFIG = dict(vocab_size=100, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
                     max_position_embeddings=64)
+PROFILED_BATCH = (2, 32)  # sequences × tokens of the step whose work is profiled
 
 
 class PhasedStep:
     """One optimisation step as a callable, which also keeps how long each phase of it took.
 
     The phases: ``forward`` (to the loss), ``backward``, ``optimizer`` (AdamW's step and
-    zero_grad). On CUDA the step runs in fp16 autocast with a gradient scaler, as
-    ``Trainer(fp16=True)`` does, and synchronises after each phase. ``seconds`` holds one
-    ``(forward, backward, optimizer)`` triple per call.
+    zero_grad). The forward pass runs under ``precision``'s autocast; in fp16 with a gradient
+    scaler too, as ``Trainer(fp16=True)`` does. On CUDA it synchronises after each phase.
+    ``seconds`` holds one ``(forward, backward, optimizer)`` triple per call.
     """
 
-    def __init__(self, model, batch, optimizer, device: str):
-        self.model, self.batch, self.optimizer, self.device = model, batch, optimizer, device
-        self.scaler = torch.amp.GradScaler("cuda") if device == "cuda" else None
+    def __init__(self, model, batch, optimizer, device: str, precision: str):
+        self.model, self.batch, self.optimizer = model, batch, optimizer
+        self.device, self.precision = device, precision
+        self.scaler = torch.amp.GradScaler(device) if precision == "fp16" else None
         self.seconds: list[tuple[float, float, float]] = []
 
     def __call__(self) -> torch.Tensor:
         started = time.perf_counter()
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             loss = self.model(**self.batch).loss
         forward_done = self._clock()
         (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -97,7 +94,8 @@ class PhasedStep:
         return loss.detach()
 
     def _clock(self) -> float:
-        synchronize(self.device)
+        if self.device == "cuda":
+            torch.cuda.synchronize()
         return time.perf_counter()
 
     def phase_medians(self, last: int) -> dict[str, float]:
@@ -140,7 +138,12 @@ def random_batch(config, batch_size: int, seq_len: int, device: str, generator) 
             .to(device), "labels": labels.to(device)}
 
 
-def run_seq_len(base, seq_len: int, args, generator) -> tuple[list[dict], list[dict]]:
+def run_seq_len(base, seq_len: int, args, generator) -> tuple[Group, list[dict], dict]:
+    """Every method's first step (its peak memory), then their steps timed interleaved.
+
+    Returns the timed group, one JSON record per method (its timings, parameters, memory,
+    optimizer state and phases) and the comparison of LoRA's optimizer state with full's.
+    """
     device, batch_size = args.device, args.batch
     batch = random_batch(base.config, batch_size, seq_len, device, generator)
     steps, facts, models, optimizers = {}, {}, {}, {}
@@ -150,11 +153,11 @@ def run_seq_len(base, seq_len: int, args, generator) -> tuple[list[dict], list[d
         model = model.to(device).train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-4)
-        steps[method] = PhasedStep(model, batch, optimizer, device)
+        steps[method] = PhasedStep(model, batch, optimizer, device, args.precision)
         models[method], optimizers[method] = model, optimizer
         print(f"{NAME}: seq {seq_len}, {method}: first step (peak memory)", file=sys.stderr,
               flush=True)
-        peak_mb, kind = peak_memory(steps[method], device)
+        peak_mb, kind = bench.peak_memory(steps[method], device)
         counts = count_parameters(model)
         weights_mb = tensor_bytes(model) / bench.MB
         facts[method] = {
@@ -165,51 +168,47 @@ def run_seq_len(base, seq_len: int, args, generator) -> tuple[list[dict], list[d
         }
     print(f"{NAME}: seq {seq_len}: timing {', '.join(METHODS)} interleaved", file=sys.stderr,
           flush=True)
-    samples = bench.interleaved_samples(steps, repeats=args.repeats,
-                                        warmup=max(args.warmup - 1, 0))
     labels = {"seq_len": seq_len, "batch": batch_size, "device": device}
-    records = contender_records(samples, **labels)
+    # the first step was the first warm-up call
+    group = Group(labels, bench.interleaved_samples(steps, repeats=args.repeats,
+                                                    warmup=max(args.warmup - 1, 0)))
+    full_state = facts["full"]["optimizer_state_bytes"]
+    records = group.records()
     for record in records:
         record.update(facts[record["contender"]])
         record.update(steps[record["contender"]].phase_medians(args.repeats))
         record["samples_per_s"] = batch_size / record["median_s"]
-    full_state = facts["full"]["optimizer_state_bytes"]
-    for record in records:
         record["optimizer_state_vs_full"] = record["optimizer_state_bytes"] / full_state
-    comparisons = []
-    for a, b, limit in (("lora", "peft", 1.0), ("lora", "full", LORA_VS_FULL_LIMIT),
-                        ("peft", "full", None), ("head", "full", None)):
-        c = {**labels, **pair_ratio(samples, a, b),
-             "target": None if limit is None else f"<= {limit:.2f}"}
-        if limit is not None:
-            c["verdict"] = verdict_at_most(c["ratio"], c["ratio_q1"], limit)
-        comparisons.append(c)
-    comparisons[0].update(work_against_peft(models, optimizers, base.config, device, generator))
-    state_ratio = facts["lora"]["optimizer_state_bytes"] / full_state
-    comparisons.append({
+    group.compare("lora", "peft", limit=1.0,
+                  work=work_against_peft(models, optimizers, base.config, args, generator))
+    group.compare("lora", "full", limit=LORA_VS_FULL_LIMIT)
+    group.compare("peft", "full")
+    group.compare("head", "full")
+    lora = facts["lora"]
+    state_ratio = lora["optimizer_state_bytes"] / full_state
+    state = {
         **labels, "a": "lora", "b": "full", "measure": "optimizer state bytes",
         "ratio": state_ratio, "target": f"<= {OPTIMIZER_STATE_LIMIT:.2f}",
         "verdict": "yes" if state_ratio <= OPTIMIZER_STATE_LIMIT else "no",
-        "lora_only_ratio": facts["lora"]["optimizer_state_lora_bytes"] / full_state,
-        "without_pre_classifier_ratio": (facts["lora"]["optimizer_state_bytes"]
-                                         - facts["lora"]["optimizer_state_pre_classifier_bytes"])
+        "lora_only_ratio": lora["optimizer_state_lora_bytes"] / full_state,
+        "without_pre_classifier_ratio": (lora["optimizer_state_bytes"]
+                                         - lora["optimizer_state_pre_classifier_bytes"])
                                         / full_state,
-    })
+    }
     del models, steps, optimizers
     gc.collect()
-    return records, comparisons
+    return group, records, state
 
 
-def work_against_peft(models: dict, optimizers: dict, config, device: str, generator) -> dict:
+def work_against_peft(models: dict, optimizers: dict, config, args, generator):
     """What lorakit's LoRA step computes against PEFT's: torch ops and FLOPs, profiled.
 
-    Profiled on a small batch (2 × 32; the operations do not depend on the batch's size), after
-    the timing, so that it changes nothing that was timed.
+    Profiled on a small batch (``PROFILED_BATCH``; the operations do not depend on the batch's
+    size), after the timing, so that it changes nothing that was timed.
     """
-    small = random_batch(config, 2, 32, device, generator)
-    return {**work_against(*(PhasedStep(models[m], small, optimizers[m], device)
-                             for m in ("lora", "peft"))),
-            "profiled_batch": "2 × 32"}
+    small = random_batch(config, *PROFILED_BATCH, args.device, generator)
+    return bench.compare_work(*(PhasedStep(models[m], small, optimizers[m], args.device,
+                                           args.precision) for m in ("lora", "peft")))
 
 
 def build_parser():
@@ -233,32 +232,33 @@ def main(argv: Sequence[str] | None = None) -> dict:
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     base = DistilBertForSequenceClassification(DistilBertConfig(**config_kwargs))
-    records, comparisons = [], []
+    groups, records, states = [], [], []
     for seq_len in seq_lens:
-        new_records, new_comparisons = run_seq_len(base, seq_len, args, generator)
+        group, new_records, state = run_seq_len(base, seq_len, args, generator)
+        groups.append(group)
         records += new_records
-        comparisons += new_comparisons
+        states.append(state)
     model_info = {"config": f"DistilBertConfig(**{config_kwargs!r})",
                   "total_params_base": count_parameters(base).total,
                   "lora": {"r": RANK, "alpha": ALPHA, "targets": list(DEFAULT_TARGETS),
                            "dropout": args.lora_dropout}}
-    results = {"model": model_info, "records": records, "comparisons": comparisons,
-               "targets": targets(comparisons)}
-    write_results(NAME, results, to_markdown(records, comparisons, args), args)
+    comparisons = [c for g in groups for c in g.comparisons]
+    results = {
+        "model": model_info, "records": records,
+        "comparisons": timing_results(groups)["comparisons"] + states,
+        "targets": {
+            "lora_vs_peft_at_most_1": all_hold(c for c in comparisons if c.ratio.b == "peft"),
+            "lora_vs_full_at_most_0.8": all_hold(
+                c for c in comparisons if c.ratio.a == "lora" and c.ratio.b == "full"),
+            "lora_optimizer_state_at_most_1pct_of_full": (
+                "yes" if all(s["verdict"] == "yes" for s in states) else "no"),
+        },
+    }
+    write_results(NAME, results, to_markdown(records, groups, states, args), args)
     return results
 
 
-def targets(comparisons: list[dict]) -> dict:
-    timing = [c for c in comparisons if "measure" not in c and c.get("target")]
-    return {
-        "lora_vs_peft_at_most_1": all_hold(c for c in timing if c["b"] == "peft"),
-        "lora_vs_full_at_most_0.8": all_hold(c for c in timing if c["b"] == "full"),
-        "lora_optimizer_state_at_most_1pct_of_full": all_hold(
-            c for c in comparisons if c.get("measure") == "optimizer state bytes"),
-    }
-
-
-def to_markdown(records: list[dict], comparisons: list[dict], args) -> str:
+def to_markdown(records: list[dict], groups: list[Group], states: list[dict], args) -> str:
     rows = []
     for r in records:
         rows.append({
@@ -269,30 +269,23 @@ def to_markdown(records: list[dict], comparisons: list[dict], args) -> str:
             "total": r["peak_total_mb"],
         })
     kind = records[0]["memory_kind"]
-    table = markdown_table(rows, {
+    table = bench.markdown_table(rows, {
         "seq_len": "seq", "method": "method", "median": "step s (median)", "iqr": "IQR s",
         "samples_per_s": "samples/s", "trainable": "trainable params",
         "state": "AdamW state MB", "state_pct": "state % of full",
         "peak": f"step peak MB ({kind})", "total": "weights + peak MB",
     })
     pair_rows = []
-    for c in comparisons:
-        if c.get("measure"):
-            pair_rows.append({
-                "seq_len": c["seq_len"], "pair": f"{c['a']} / {c['b']} optimizer state",
-                "ratio": f"{100 * c['ratio']:.2f}% (A and B alone: "
-                         f"{100 * c['lora_only_ratio']:.2f}%; with PEFT's default head, "
-                         f"the classifier alone: {100 * c['without_pre_classifier_ratio']:.2f}%)",
-                "target": "≤ 1%", "verdict": c["verdict"],
-            })
-            continue
+    for group, state in zip(groups, states, strict=True):
+        pair_rows += [_pair_row(c) for c in group.comparisons]
         pair_rows.append({
-            "seq_len": c["seq_len"], "pair": f"{c['a']} / {c['b']} step time",
-            "ratio": ratio_text(c),
-            "target": (c["target"] or "").replace("<=", "≤"), "verdict": c.get("verdict", ""),
-            "work": _work_text(c),
+            "seq_len": state["seq_len"], "pair": "lora / full optimizer state",
+            "ratio": f"{100 * state['ratio']:.2f}% (A and B alone: "
+                     f"{100 * state['lora_only_ratio']:.2f}%; with PEFT's default head, "
+                     f"the classifier alone: {100 * state['without_pre_classifier_ratio']:.2f}%)",
+            "target": "≤ 1%", "verdict": state["verdict"],
         })
-    pairs = markdown_table(pair_rows, {
+    pairs = bench.markdown_table(pair_rows, {
         "seq_len": "seq", "pair": "pair", "ratio": "ratio [per-round IQR]", "target": "target",
         "verdict": "holds?", "work": "lorakit's work against PEFT's"})
     return (
@@ -304,12 +297,22 @@ def to_markdown(records: list[dict], comparisons: list[dict], args) -> str:
         "`torch.cuda.max_memory_allocated`. AdamW state: `exp_avg` + `exp_avg_sq`. The LoRA "
         "methods also train DistilBERT's head (`pre_classifier` 768×768 + `classifier`) fully, "
         "as the notebooks do. \"lorakit's work against PEFT's\": torch.profiler's FLOPs for "
-        "one LoRA step of each (on a 2 × 32 batch) and the computing torch operations (views "
-        "and same-dtype `.to()` aside) whose counts differ, lorakit's count minus PEFT's: the "
-        "same matrix products, with lorakit adding B's product into the base output by `addmm` "
+        f"one LoRA step of each (on a {PROFILED_BATCH[0]} × {PROFILED_BATCH[1]} batch) and the "
+        "computing torch operations (views and same-dtype `.to()` aside) whose counts differ, "
+        "lorakit's count minus PEFT's: the same matrix products, with lorakit adding B's "
+        "product into the base output by `addmm` "
         f"(see layer.py). {RATIO_NOTE}\n\n"
         f"### Where a step's time goes\n\n{phase_table(records)}\n\n{PHASE_NOTE}\n"
     )
+
+
+def _pair_row(c: Comparison) -> dict:
+    """A row of the ratios table for a step-time comparison."""
+    sequences, tokens = PROFILED_BATCH
+    return {"seq_len": c.labels["seq_len"], "pair": f"{c.ratio.a} / {c.ratio.b} step time",
+            "ratio": c.ratio.text(),
+            "target": "" if c.limit is None else f"≤ {c.limit:.2f}", "verdict": c.verdict,
+            "work": f"{c.work.text()} per {sequences} × {tokens} step" if c.work else ""}
 
 
 PHASE_NOTE = (
@@ -333,15 +336,11 @@ def phase_table(records: list[dict]) -> str:
         **{p: r[f"{p}_s"] for p in PHASES},
         **{f"{p}_vs_full": r[f"{p}_s"] / full[r["seq_len"]][f"{p}_s"] for p in PHASES},
     } for r in records]
-    return markdown_table(rows, {
+    return bench.markdown_table(rows, {
         "seq_len": "seq", "method": "method",
         **{p: f"{p} s" for p in PHASES},
         **{f"{p}_vs_full": f"{p} / full's" for p in PHASES},
     })
-
-
-def _work_text(c: dict) -> str:
-    return f"{work_text(c)} per {c['profiled_batch']} step" if "ops_difference" in c else ""
 
 
 if __name__ == "__main__":

@@ -1,31 +1,44 @@
-"""Measuring speed and memory fairly: interleaved timings, peak memory, optimizer state size.
+"""Measuring speed, memory and work fairly: interleaved timings, per-round ratios, peak memory,
+optimizer state size, torch operations; and the Markdown table that shows them.
 
-Nothing here prints; every function returns numbers or a DataFrame for the caller to show::
+Nothing here prints; every function returns numbers, records or a DataFrame for the caller::
 
-    timings = time_interleaved({"lorakit": step_ours, "peft": step_theirs}, repeats=5)
-    ratio_table(timings, baseline="lorakit")          # median_s and median / baseline median
+    samples = interleaved_samples({"lorakit": step_ours, "peft": step_theirs}, repeats=7)
+    summarize_timings(samples)                        # median_s, quartiles, min, max per contender
+    ratio_table(samples, baseline="peft")             # median_s and the per-round ratio to peft
     megabytes, kind = peak_memory(step_ours)          # kind says what was measured
 
 Timings are wall-clock seconds on the machine that runs them: compare them with each other, never
-with numbers taken elsewhere. Contenders run interleaved (A B A B ...) so that a slow spell of a
-shared machine hits all of them alike, and the median of the repeats is reported with its spread.
-When CUDA is initialised, the device is synchronised before the clock starts and before it
-stops, since CUDA kernels run asynchronously.
+with numbers taken elsewhere. Contenders run interleaved, in rounds (A B C, then C B A, ...), so
+that a slow spell of a shared machine hits all of them alike. A ratio A / B is the median over
+rounds of A's time divided by B's in the same round: a slow spell that hits a round hits both,
+and cancels out of that round's ratio. When CUDA is initialised, the device is synchronised
+before the clock starts and before it stops, since CUDA kernels run asynchronously.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-MB = 2**20  # bytes in a megabyte, as in torch.cuda's memory summaries and lorakit.train
+from lorakit.checks import require_int
+from lorakit.precision import autocast
 
+MB = 2**20  # bytes in a megabyte, as in torch.cuda's memory summaries
+
+
+# --- timing and ratios ----------------------------------------------------------------------
 
 def _synchronize() -> None:
     """Wait for queued CUDA kernels, when CUDA is in use; a no-op on CPU."""
@@ -39,32 +52,35 @@ def interleaved_samples(
     warmup: int = 2,
     clock: Callable[[], float] = time.perf_counter,
 ) -> pd.DataFrame:
-    """Call every contender ``warmup`` times untimed, then ``repeats`` times timed, interleaved.
+    """Call every contender ``warmup`` rounds untimed, then ``repeats`` rounds timed.
 
-    Each round calls the contenders once each in the mapping's order (A B C, A B C, ...).
-    Returns one row per timed call, in call order: ``round`` (0-based), ``contender`` and
-    ``seconds`` (``clock()`` after the call minus before it). ``clock`` is replaceable for tests.
+    A round calls each contender once: even rounds in the mapping's order, odd timed rounds in
+    reverse (A B C, C B A, A B C, ...), so that running first, last, or right after a given
+    other contender is shared out between them. Returns one row per timed call: ``round``
+    (0-based), ``contender`` and ``seconds`` (``clock()`` after the call minus before it), in the
+    mapping's order within each round. ``clock`` is replaceable for tests.
     """
     if not contenders:
         raise ValueError("contenders is empty; pass e.g. {'lorakit': step_a, 'peft': step_b}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats={repeats!r} must be an int >= 1; 5 or more gives a fair median")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup={warmup!r} must be an int >= 0")
+    require_int("repeats", repeats, 1, example="repeats=5 (or more: a fair median)")
+    require_int("warmup", warmup, 0, example=2)
     for name, fn in contenders.items():
         if not callable(fn):
             raise TypeError(f"contender {name!r} is a {type(fn).__name__}, not a callable")
     for _ in range(warmup):
         for fn in contenders.values():
             fn()
+    names = list(contenders)
     rows = []
     for round_ in range(repeats):
-        for name, fn in contenders.items():
+        seconds = {}
+        for name in names if round_ % 2 == 0 else names[::-1]:
             _synchronize()
             start = clock()
-            fn()
+            contenders[name]()
             _synchronize()
-            rows.append({"round": round_, "contender": name, "seconds": clock() - start})
+            seconds[name] = clock() - start
+        rows += [{"round": round_, "contender": name, "seconds": seconds[name]} for name in names]
     return pd.DataFrame(rows, columns=["round", "contender", "seconds"])
 
 
@@ -83,50 +99,62 @@ def summarize_timings(samples: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def time_interleaved(
-    contenders: Mapping[str, Callable[[], object]],
-    repeats: int = 5,
-    warmup: int = 2,
-    clock: Callable[[], float] = time.perf_counter,
-) -> pd.DataFrame:
-    """Time contenders interleaved; one row per contender with the median and spread in seconds.
+@dataclass(frozen=True)
+class Ratio:
+    """How contender ``a``'s time compares with ``b``'s, over the rounds in which both ran.
 
-    Columns: ``median_s``, ``q1_s`` and ``q3_s`` (quartiles), ``min_s``, ``max_s``, ``repeats``.
-    ``interleaved_samples`` gives the individual calls, for a plot of every repeat.
+    ``ratio`` is the median over rounds i of a_i / b_i (2.0: ``a`` took twice as long);
+    ``ratio_q1`` and ``ratio_q3`` are the quartiles of those per-round ratios (the spread),
+    ``ratio_min`` and ``ratio_max`` their extremes, ``rounds`` how many there were.
     """
-    return summarize_timings(interleaved_samples(contenders, repeats, warmup, clock))
+
+    a: str
+    b: str
+    ratio: float
+    ratio_q1: float
+    ratio_q3: float
+    ratio_min: float
+    ratio_max: float
+    rounds: int
+
+    def text(self) -> str:
+        """``0.987 [0.962–1.004]``: the ratio and its interquartile range."""
+        return f"{self.ratio:.3f} [{self.ratio_q1:.3f}–{self.ratio_q3:.3f}]"
 
 
-def ratio_table(
-    timings: pd.DataFrame, baseline: str | None = None, column: str = "median_s"
-) -> pd.DataFrame:
-    """Ratios of medians between contenders.
+def pair_ratio(samples: pd.DataFrame, a: str, b: str) -> Ratio:
+    """The ``Ratio`` of ``a`` to ``b`` from ``interleaved_samples``' rows, round by round."""
+    wide = samples.pivot(index="round", columns="contender", values="seconds")
+    for name in (a, b):
+        if name not in wide.columns:
+            raise ValueError(f"{name!r} is not a contender; contenders are: "
+                             f"{', '.join(map(str, wide.columns))}")
+    per_round = wide[a] / wide[b]
+    return Ratio(a, b, ratio=float(per_round.median()),
+                 ratio_q1=float(per_round.quantile(0.25)),
+                 ratio_q3=float(per_round.quantile(0.75)),
+                 ratio_min=float(per_round.min()), ratio_max=float(per_round.max()),
+                 rounds=int(per_round.size))
 
-    With ``baseline``: one row per contender with its ``column`` and ``× <baseline>``, that value
-    divided by the baseline's (1.0 for the baseline itself, 2.0 for twice as slow). Without:
-    the square table of every pair, row's value divided by column's.
+
+def ratio_table(samples: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """Per-round ratios (``pair_ratio``) between the contenders of ``interleaved_samples``.
+
+    With ``baseline``: one row per contender with its ``median_s`` and ``× <baseline>``, its
+    ratio to the baseline (1.0 for the baseline itself, 2.0 for twice as slow). Without: the
+    square table of every pair, the row's contender's ratio to the column's.
     """
-    values = timings[column]
+    names = list(summarize_timings(samples).index)
     if baseline is None:
-        return pd.DataFrame(
-            values.to_numpy()[:, None] / values.to_numpy()[None, :],
-            index=values.index, columns=values.index,
-        )
-    if baseline not in values.index:
+        return pd.DataFrame([[pair_ratio(samples, a, b).ratio for b in names] for a in names],
+                            index=pd.Index(names, name="contender"), columns=names)
+    if baseline not in names:
         raise ValueError(
-            f"baseline {baseline!r} is not a contender; contenders are: {', '.join(values.index)}"
-        )
-    return pd.DataFrame({column: values, f"× {baseline}": values / values[baseline]})
-
-
-def autocast(device_type: str, precision: str):
-    """The autocast context of a precision: ``"fp16"`` or ``"bf16"`` mixed precision (the
-    forward pass's matrix products in 16 bits, the weights fp32), or ``"fp32"`` (autocast off).
-    ``lorakit.train.run`` trains under it; time a step under it to time what a run does."""
-    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}
-    if precision not in dtypes:
-        raise ValueError(f"precision={precision!r}; choose one of {', '.join(dtypes)}")
-    return torch.autocast(device_type, dtype=dtypes[precision], enabled=precision != "fp32")
+            f"baseline {baseline!r} is not a contender; contenders are: {', '.join(names)}")
+    return pd.DataFrame({
+        "median_s": summarize_timings(samples)["median_s"],
+        f"× {baseline}": [pair_ratio(samples, name, baseline).ratio for name in names],
+    })
 
 
 def training_step(
@@ -134,7 +162,7 @@ def training_step(
     precision: str = "fp32",
 ) -> Callable[[], torch.Tensor]:
     """A closure doing one optimisation step on ``batch``: forward (under ``autocast`` of
-    ``precision``), backward, step, zero_grad.
+    ``precision``, see ``lorakit.precision``), backward, step, zero_grad.
 
     ``batch`` holds the model's keyword inputs with ``labels``, so that the output has a
     ``.loss`` (Hugging Face models). The closure returns the loss, detached. It leaves the
@@ -153,6 +181,13 @@ def training_step(
 
     return step
 
+
+# --- memory ---------------------------------------------------------------------------------
+#
+# Two measures, each for its own question. ``peak_memory(fn)``: the memory one call adds (a
+# training step in a benchmark or notebook 03). ``reset_peak_memory()`` then
+# ``peak_memory_mb(kind)``: the peak of a whole run (``lorakit.train.run``), where counting every
+# tensor would slow training down. On CUDA both read PyTorch's allocator peak.
 
 class _TensorBytesTracker(TorchDispatchMode):
     """Counts the bytes of tensor storages created by torch operations while it is active.
@@ -229,8 +264,8 @@ def peak_memory(
       operations during ``fn`` that were alive at the same time, counted exactly by a
       ``TorchDispatchMode`` (backward included). Scratch buffers that a kernel allocates
       internally and never returns, and Python objects, are not counted; neither are the
-      allocator's cached pages, which is why the process RSS (``lorakit.train.peak_memory_mb``)
-      reads higher and does not fall back between steps.
+      allocator's cached pages, which is why the process's resident memory
+      (``peak_memory_mb``) reads higher and does not fall back between steps.
     """
     kind = memory_kind(device)
     if kind == "cuda-allocated":
@@ -244,6 +279,62 @@ def peak_memory(
     with tracker:
         fn()
     return tracker.peak / MB, kind
+
+
+PROC_STATUS = Path("/proc/self/status")
+PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def reset_peak_memory() -> str:
+    """Start a peak-memory measurement; returns its kind, for ``peak_memory_mb``.
+
+    ``cuda``: PyTorch's peak GPU allocation since this reset. ``cpu-rss-run``: the process's
+    peak resident memory since this reset (Linux: ``VmHWM``, reset by writing 5 to
+    /proc/self/clear_refs). ``cpu-rss``: the process's peak since it started, where no reset
+    is possible.
+    """
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return "cuda"
+    try:
+        PROC_CLEAR_REFS.write_text("5")
+        _resident_peak_kib()
+    except (OSError, ValueError):
+        return "cpu-rss"
+    return "cpu-rss-run"
+
+
+def peak_memory_mb(kind: str) -> float:
+    """Peak memory in MB of the ``kind`` that ``reset_peak_memory`` returned."""
+    if kind == "cuda":
+        return torch.cuda.max_memory_allocated() / MB
+    if kind == "cpu-rss-run":
+        return _resident_peak_kib() / 2**10
+    return _process_peak_mb()
+
+
+def _process_peak_mb() -> float:
+    """The process's peak resident memory since it started, in MB: ``getrusage`` on Unix, the
+    peak working set on Windows (no ``resource`` module there; psutil, which Jupyter installs),
+    NaN where neither is at hand."""
+    try:
+        import resource
+    except ImportError:
+        try:
+            import psutil
+        except ImportError:
+            return float("nan")
+        return psutil.Process().memory_info().peak_wset / MB
+    scale = MB if sys.platform == "darwin" else 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
+def _resident_peak_kib() -> int:
+    """``VmHWM`` of /proc/self/status: the peak resident set since start or the last reset."""
+    for line in PROC_STATUS.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise ValueError(f"{PROC_STATUS} has no VmHWM line")
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer, include_scalars: bool = False) -> int:
@@ -265,3 +356,105 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer, include_scalars: boo
             seen.add(storage.data_ptr())
             total += storage.nbytes()
     return total
+
+
+# --- work: what a call computes, whatever the machine's load --------------------------------
+
+# Operations that only relabel a tensor (views, transposes, a .to() to the dtype it already has,
+# wrappers that call other operations): no kernel of their own, so not counted as work.
+NO_WORK = frozenset(f"aten::{name}" for name in (
+    "to", "view", "reshape", "_unsafe_view", "t", "transpose", "as_strided", "expand", "detach",
+    "alias", "resolve_conj", "resolve_neg", "linear", "matmul", "lift_fresh",
+))
+
+
+def count_work(call: Callable[[], object]) -> tuple[Counter, float]:
+    """What one call computes, from torch.profiler: compute ops (name → count) and GFLOP.
+
+    A count that does not depend on how busy the machine is, unlike a timing. An op that calls
+    itself inside (autocast's wrapper around ``torch.addmm`` casts, then calls ``aten::addmm``)
+    counts once.
+    """
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        call()
+    events = [e for e in prof.events() if e.name.startswith("aten::")
+              and all(child.name != e.name for child in e.cpu_children)]
+    compute = Counter(e.name for e in events if e.name not in NO_WORK)
+    return compute, sum(e.flops or 0 for e in events) / 1e9
+
+
+@dataclass(frozen=True)
+class WorkComparison:
+    """What two calls A and B compute, side by side (``compare_work``).
+
+    ``gflop_a``, ``gflop_b``: each one's GFLOP; ``ops_a``, ``ops_b``: each one's compute ops
+    (name → count); ``same_ops``: whether those agree; ``ops_difference``: A's count minus B's,
+    for the ops whose counts differ.
+    """
+
+    gflop_a: float
+    gflop_b: float
+    same_ops: bool
+    ops_a: dict[str, int]
+    ops_b: dict[str, int]
+    ops_difference: dict[str, int]
+
+    def text(self) -> str:
+        """E.g. ``11 vs 11 GFLOP; add −24, addmm +24, mm −24``: A's work against B's."""
+        ops = ", ".join(f"{name.removeprefix('aten::')} {count:+d}".replace("-", "−")
+                        for name, count in self.ops_difference.items())
+        return f"{self.gflop_a:.3g} vs {self.gflop_b:.3g} GFLOP; {ops or 'the same ops'}"
+
+
+def compare_work(call_a: Callable[[], object], call_b: Callable[[], object]) -> WorkComparison:
+    """``count_work`` of two calls, side by side."""
+    (ops_a, gflop_a), (ops_b, gflop_b) = count_work(call_a), count_work(call_b)
+    return WorkComparison(
+        gflop_a, gflop_b, same_ops=ops_a == ops_b,
+        ops_a=dict(sorted(ops_a.items())), ops_b=dict(sorted(ops_b.items())),
+        ops_difference={name: ops_a[name] - ops_b[name] for name in sorted(ops_a | ops_b)
+                        if ops_a[name] != ops_b[name]})
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+def markdown_table(
+    rows: Iterable[Mapping], columns: Mapping[str, str], right: Collection[str] = (),
+) -> str:
+    """A GitHub Markdown table, its cells padded so that the raw text lines up too.
+
+    ``columns`` maps a row's key to its header, in order; the keys in ``right`` are
+    right-aligned. Each cell is ``format_cell`` of the row's value (a missing key: empty).
+    """
+    header = list(columns.values())
+    cells = [[format_cell(row.get(key)) for key in columns] for row in rows]
+    layout = [(max(3, len(h), *(len(row[i]) for row in cells)), key in right)
+              for i, (key, h) in enumerate(columns.items())]
+
+    def line(texts: list[str]) -> str:
+        padded = [t.rjust(w) if r else t.ljust(w) for t, (w, r) in zip(texts, layout, strict=True)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in layout) + "|"
+    return "\n".join([line(header), rule, *(line(row) for row in cells)])
+
+
+def format_cell(value) -> str:
+    """A table cell: None empty, a bool yes/no, a float to about 3 significant digits (1,234 and
+    12.3 and 0.0123), an int with thousands separators, anything else as text with ``|``
+    escaped and line breaks as spaces."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 1:
+            return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+        return f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|").replace("\n", " ")

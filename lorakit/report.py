@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lorakit.bench import markdown_table
 from lorakit.profiles import SAMPLE_PROFILES
 
 CONFIG_FILE = "config.json"
@@ -225,21 +226,7 @@ def _cell(column: str, value) -> str:
         if isinstance(value, float) and math.isinf(value):
             return str(value)
         return FORMATS[column][1](value)
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _markdown_table(header: list[str], rows: list[list[str]], right: list[bool]) -> str:
-    """A GitHub Markdown table with cells padded so the raw text lines up too."""
-    widths = [max(3, len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-
-    layout = list(zip(widths, right, strict=True))
-
-    def line(cells):
-        padded = [c.rjust(w) if r else c.ljust(w) for c, (w, r) in zip(cells, layout, strict=True)]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in layout) + "|"
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+    return str(value)
 
 
 def _memory_note(kinds: list[str]) -> str:
@@ -264,15 +251,14 @@ def to_markdown(
         kinds = sorted({k for k in table["peak_memory_kind"] if not _is_missing(k)})
     mixed_memory = len(kinds) > 1
     columns = [c for c in table.columns if c != "peak_memory_kind" or mixed_memory]
-    header = [FORMATS.get(c, (c.replace("_", " "),))[0] for c in columns]
-    right = [c in FORMATS for c in columns]
-    rows = [[_cell(c, record[c]) for c in columns] for record in table.to_dict("records")]
+    headers = {c: FORMATS.get(c, (c.replace("_", " "),))[0] for c in columns}
+    rows = [{c: _cell(c, record[c]) for c in columns} for record in table.to_dict("records")]
 
     runs = f"{len(table)} run{'s' if len(table) != 1 else ''}"
     where = f" under `{source}`" if source else ""
     lines = [f"# {title}", ""] if title else []
     lines += [f"{runs}{where}; accuracy and macro-F1 on each task's test split.", "",
-              _markdown_table(header, rows, right)]
+              markdown_table(rows, headers, right=set(FORMATS))]
     if kinds:
         lines += ["", _memory_note(kinds)]
     on_samples = sorted(set(table.get("profile", ())) & set(SAMPLE_PROFILES))

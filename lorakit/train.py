@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -46,15 +45,16 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
-from lorakit.bench import autocast
+from lorakit.bench import peak_memory_mb, reset_peak_memory
 from lorakit.data import get_task, load_task, split_sizes, tokenize_task
-from lorakit.lora import save_peft_adapter
 from lorakit.metrics import (
     classification_metrics,
     prediction_table,
     trainer_compute_metrics,
 )
 from lorakit.models import DEFAULT_TARGETS, check_method, load_base, prepare_model
+from lorakit.peft_format import save_peft_adapter
+from lorakit.precision import autocast, current_precision
 from lorakit.profiles import METHODS, device_description, resolve_profile, runs_dir
 from lorakit.settings import check_fits_model, check_run_settings
 
@@ -83,37 +83,6 @@ class CheckedTrainer(Trainer):
                 "(--lr), a smaller alpha, or fp32 instead of fp16"
             )
         return loss
-
-
-def choose_precision(device_type: str, capability: tuple[int, int] | None = None,
-                     bf16_matrix_units: bool = False) -> str:
-    """``"fp16"``, ``"bf16"`` or ``"fp32"`` for a device: 16 bits where the hardware has fast
-    16-bit matrix products, in the 16-bit format it computes natively.
-
-    CUDA: fp16 mixed precision before compute capability 8 (a T4 is 7.5: it has no fast bf16,
-    even though ``torch.cuda.is_bf16_supported()`` may say True there), bf16 from capability 8
-    (A100, L4, H100). CPU: bf16 when it has bf16 matrix units (``bf16_matrix_units``: Intel's
-    AMX, from Sapphire Rapids on), else fp32. Trainable weights stay fp32 in every case: mixed
-    precision only runs the matrix products in 16 bits.
-    """
-    if device_type != "cuda":
-        return "bf16" if bf16_matrix_units else "fp32"
-    if capability is None:
-        raise ValueError("a CUDA device needs its compute capability, e.g. (7, 5) for a T4")
-    return "bf16" if capability[0] >= 8 else "fp16"
-
-
-def current_precision() -> str:
-    """The precision ``choose_precision`` picks for this machine's device."""
-    if torch.cuda.is_available():
-        return choose_precision("cuda", torch.cuda.get_device_capability())
-    return choose_precision("cpu", bf16_matrix_units=cpu_has_bf16_matrix_units())
-
-
-def cpu_has_bf16_matrix_units() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AMX-BF16), as torch reports it."""
-    capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.8
-    return bool(capabilities and capabilities().get("amx_bf16"))
 
 
 def default_run_name(method: str, r: int, alpha: float, seed: int) -> str:
@@ -149,62 +118,6 @@ def library_versions() -> dict[str, str]:
         "datasets": datasets.__version__, "accelerate": accelerate.__version__,
         "lorakit": lorakit.__version__,
     }
-
-
-PROC_STATUS = Path("/proc/self/status")
-PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def reset_peak_memory() -> str:
-    """Start a peak-memory measurement; returns its kind, for ``peak_memory_mb``.
-
-    ``cuda``: PyTorch's peak GPU allocation since this reset. ``cpu-rss-run``: the process's
-    peak resident memory since this reset (Linux: ``VmHWM``, reset by writing 5 to
-    /proc/self/clear_refs). ``cpu-rss``: the process's peak since it started, where no reset
-    is possible.
-    """
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        return "cuda"
-    try:
-        PROC_CLEAR_REFS.write_text("5")
-        _resident_peak_kib()
-    except (OSError, ValueError):
-        return "cpu-rss"
-    return "cpu-rss-run"
-
-
-def peak_memory_mb(kind: str) -> float:
-    """Peak memory in MB of the ``kind`` that ``reset_peak_memory`` returned."""
-    if kind == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    if kind == "cpu-rss-run":
-        return _resident_peak_kib() / 2**10
-    return _process_peak_mb()
-
-
-def _process_peak_mb() -> float:
-    """The process's peak resident memory since it started, in MB: ``getrusage`` on Unix, the
-    peak working set on Windows (no ``resource`` module there; psutil, which Jupyter installs),
-    NaN where neither is at hand."""
-    try:
-        import resource
-    except ImportError:
-        try:
-            import psutil
-        except ImportError:
-            return float("nan")
-        return psutil.Process().memory_info().peak_wset / 2**20
-    scale = 2**20 if sys.platform == "darwin" else 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
-def _resident_peak_kib() -> int:
-    """``VmHWM`` of /proc/self/status: the peak resident set since start or the last reset."""
-    for line in PROC_STATUS.read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise ValueError(f"{PROC_STATUS} has no VmHWM line")
 
 
 def _resolve_run_dir(output_dir, task, run_name, resume, overwrite) -> tuple[Path, Path]:

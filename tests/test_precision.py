@@ -13,10 +13,13 @@ import pytest
 import torch
 import transformers
 
+import lorakit.precision
 import lorakit.train
-from lorakit.lora import LoRALinear, load_peft_adapter, lora_layers, merge_lora
+from lorakit.lora import LoRALinear, lora_layers, merge_lora
 from lorakit.metrics import softmax_probabilities
 from lorakit.models import load_base, prepare_model
+from lorakit.peft_format import load_peft_adapter
+from lorakit.precision import autocast, current_precision
 from lorakit.train import predict_logits, run
 
 FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
@@ -130,3 +133,26 @@ def test_tiny_run_on_cuda_in_its_mixed_precision(tmp_path):
     assert result.config["precision"] == ("bf16" if capability[0] >= 8 else "fp16")
     assert set(trainable_dtypes(result.model).values()) == {torch.float32}
     assert torch.isfinite(torch.tensor(result.metrics["test_loss"])), result.metrics
+
+
+def test_the_precision_rule_per_device(monkeypatch):
+    monkeypatch.setattr(lorakit.precision, "cpu_has_bf16_matrix_units", lambda: True)
+    assert current_precision("cpu") == "bf16"
+    monkeypatch.setattr(lorakit.precision, "cpu_has_bf16_matrix_units", lambda: False)
+    assert current_precision("cpu") == "fp32"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (7, 5))  # a T4
+    assert current_precision("cuda") == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert current_precision() == "fp16", "no device given: CUDA where it is available"
+    with pytest.raises(ValueError, match="device_type='mps'; choose 'cuda' or 'cpu'"):
+        current_precision("mps")
+
+
+def test_autocast_runs_matrix_products_in_the_precision_it_names():
+    linear = torch.nn.Linear(4, 2)
+    x = torch.randn(3, 4)
+    for precision, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        with autocast("cpu", precision):
+            assert linear(x).dtype == dtype
+    with pytest.raises(ValueError, match="precision='int8'; choose one of fp16, bf16, fp32"):
+        autocast("cpu", "int8")

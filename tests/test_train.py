@@ -14,18 +14,11 @@ from peft import PeftModel
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import set_seed
 
-from lorakit.lora import load_peft_adapter
+from lorakit.bench import PROC_CLEAR_REFS, peak_memory_mb, reset_peak_memory
 from lorakit.models import load_base
-from lorakit.train import (
-    PROC_CLEAR_REFS,
-    choose_precision,
-    current_precision,
-    default_run_name,
-    peak_memory_mb,
-    predict_logits,
-    reset_peak_memory,
-    run,
-)
+from lorakit.peft_format import load_peft_adapter
+from lorakit.precision import choose_precision, current_precision
+from lorakit.train import default_run_name, predict_logits, run
 
 RUN_FILES = {"config.json", "metrics.json", "log_history.csv", "predictions.csv"}
 FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
@@ -195,14 +188,14 @@ def import_as_on_windows(name, globals=None, *args, **kwargs):
 
 
 builtins.__import__ = import_as_on_windows
-import lorakit.cli, lorakit.train
+import lorakit.bench, lorakit.cli, lorakit.train
 
 windows_psutil = types.SimpleNamespace(Process=lambda: types.SimpleNamespace(
     memory_info=lambda: types.SimpleNamespace(peak_wset=123 * 2**20)))
 sys.modules["psutil"] = windows_psutil
-with_psutil = lorakit.train.peak_memory_mb("cpu-rss")
+with_psutil = lorakit.bench.peak_memory_mb("cpu-rss")
 sys.modules["psutil"] = None
-without_psutil = lorakit.train.peak_memory_mb("cpu-rss")
+without_psutil = lorakit.bench.peak_memory_mb("cpu-rss")
 print(with_psutil, math.isnan(without_psutil))
 """
 
