@@ -1,4 +1,4 @@
-"""LoRA from scratch: the layer, injecting it into a model, merging, counting and saving.
+"""LoRA from scratch: the layer, injecting it into a model, merging, counting, state dicts.
 
 A LoRA layer keeps a pretrained ``nn.Linear`` frozen and learns a low-rank update beside it::
 
@@ -6,41 +6,29 @@ A LoRA layer keeps a pretrained ``nn.Linear`` frozen and learns a low-rank updat
 
 The semantics follow PEFT's ``lora.Linear`` exactly (Kaiming-uniform A, zero B, dropout on the
 input of A only, ``scaling = alpha / r`` or ``alpha / sqrt(r)`` with rsLoRA), so a model adapted
-here and the same model adapted by PEFT give the same numbers for the same weights, and adapters
-move between the two in PEFT's file format.
+here and the same model adapted by PEFT give the same numbers for the same weights. This module
+imports only torch; PEFT's names and adapter files are ``lorakit.peft_format``'s.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-DISTILBERT_HEAD = ("pre_classifier", "classifier")
-PEFT_PREFIX = "base_model.model."
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
+from lorakit.checks import require_int, require_number
 
 
 def check_lora_hyperparameters(r: int, alpha: float, dropout: float = 0.0) -> None:
-    """Raise a ValueError/TypeError that names the bad value if r, alpha or dropout is invalid."""
-    if isinstance(r, bool) or not isinstance(r, int):
-        raise TypeError(f"r={r!r} is a {type(r).__name__}; the rank must be a positive int, e.g. 8")
-    if r < 1:
-        raise ValueError(f"r={r} is not a positive rank; use r >= 1, e.g. r=8")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not alpha > 0:
-        raise ValueError(f"alpha={alpha!r} must be a number > 0; a common choice is alpha = 2 * r")
-    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout={dropout!r} must lie in [0, 1); use 0.0 to switch it off")
+    """Refuse a rank, alpha or dropout LoRA cannot use: TypeError for a wrong type, ValueError
+    for a wrong value (``lorakit.checks``), the message naming the value and a fix."""
+    require_int("r", r, 1, example=8)
+    require_number("alpha", alpha, 0, low_open=True, example="alpha=16 (often 2 * r)")
+    require_number("dropout", dropout, 0, 1, high_open=True, example="dropout=0.0 (off)")
 
 
 class LoRALinear(nn.Module):
@@ -191,12 +179,14 @@ def inject_lora(
     alpha: float = 16,
     dropout: float = 0.0,
     rslora: bool = False,
-    train_modules=DISTILBERT_HEAD,
+    *,
+    train_modules,
 ) -> nn.Module:
     """Wrap every ``nn.Linear`` whose name ends with a target in a ``LoRALinear``, in place.
 
-    Everything else is frozen except the modules named in ``train_modules`` (for DistilBERT the
-    classification head, ``pre_classifier`` and ``classifier``), which train fully.
+    Everything else is frozen except the modules named in ``train_modules``, which train fully:
+    the caller says which, since that depends on the model (a classifier's new head must train:
+    DistilBERT's is ``("pre_classifier", "classifier")``, ``lorakit.models.head_modules`` finds it).
 
     Args:
         model: any ``nn.Module``, e.g. ``DistilBertForSequenceClassification``.
@@ -256,12 +246,15 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 @dataclass
 class ParameterCount:
-    """Trainable and total parameter counts; ``table`` has one row per parameter kind."""
+    """Trainable and total parameter counts; ``rows`` has one dict per parameter kind.
+
+    ``pandas.DataFrame(count.rows)`` shows the rows as a table.
+    """
 
     trainable: int
     total: int
     lora: int
-    table: pd.DataFrame
+    rows: list[dict]
 
     @property
     def percent(self) -> float:
@@ -276,10 +269,10 @@ class ParameterCount:
 
 
 def count_parameters(model: nn.Module) -> ParameterCount:
-    """Count trainable, total and LoRA parameters, with a per-module table.
+    """Count trainable, total and LoRA parameters, with a row per kind of parameter.
 
-    The table groups repeated layers: ``distilbert.transformer.layer.*.attention.q_lin.lora_A``
-    stands for that parameter in every layer. Columns: parameter, shape, layers, count,
+    The rows group repeated layers: ``distilbert.transformer.layer.*.attention.q_lin.lora_A``
+    stands for that parameter in every layer. Keys: parameter, shape, layers, count,
     trainable. Parameters shared between modules are counted once.
     """
     rows: dict[tuple[str, tuple[int, ...], bool], int] = {}
@@ -291,14 +284,12 @@ def count_parameters(model: nn.Module) -> ParameterCount:
         lora += n if name.endswith(("lora_A", "lora_B")) else 0
         key = (re.sub(r"\.\d+\.", ".*.", name), tuple(param.shape), param.requires_grad)
         rows[key] = rows.get(key, 0) + 1
-    table = pd.DataFrame(
-        [
-            {"parameter": p, "shape": "×".join(map(str, s)) or "scalar", "layers": k,
-             "count": k * math.prod(s), "trainable": t}
-            for (p, s, t), k in rows.items()
-        ]
-    )
-    return ParameterCount(trainable, total, lora, table)
+    kinds = [
+        {"parameter": p, "shape": "×".join(map(str, s)) or "scalar", "layers": k,
+         "count": k * math.prod(s), "trainable": t}
+        for (p, s, t), k in rows.items()
+    ]
+    return ParameterCount(trainable, total, lora, kinds)
 
 
 def _lora_and_head_names(model: nn.Module) -> list[str]:
@@ -353,97 +344,3 @@ def _check_shapes(state: dict[str, torch.Tensor], params: dict[str, torch.Tensor
                 f"{tuple(params[name].shape)}; the adapter was made for a different rank or "
                 "model size: inject with the adapter's r and load it into the same base model"
             )
-
-
-def _to_peft_key(name: str) -> str:
-    if name.endswith(("lora_A", "lora_B")):
-        return PEFT_PREFIX + name + ".weight"
-    return PEFT_PREFIX + name
-
-
-def _from_peft_key(key: str) -> str:
-    name = key.removeprefix(PEFT_PREFIX)
-    for part in ("lora_A", "lora_B"):
-        name = name.replace(f".{part}.weight", f".{part}")
-    return name
-
-
-def save_peft_adapter(model: nn.Module, path, base_model_name_or_path: str | None = None) -> Path:
-    """Write ``adapter_model.safetensors`` and ``adapter_config.json`` in PEFT's format.
-
-    ``peft.PeftModel.from_pretrained(base_model, path)`` loads the result; so does
-    ``load_peft_adapter``. Returns the directory written.
-    """
-    state = lora_state_dict(model)
-    settings: LoRASettings = model.lora_settings
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    config = LoraConfig(
-        task_type="SEQ_CLS",
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        use_rslora=settings.rslora,
-        target_modules=list(settings.targets),
-        modules_to_save=list(settings.train_modules) or None,
-        base_model_name_or_path=base_model_name_or_path,
-    )
-    config.save_pretrained(str(path))
-    tensors = {_to_peft_key(name): t.contiguous() for name, t in state.items()}
-    save_file(tensors, str(path / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-    return path
-
-
-def read_peft_adapter(path) -> tuple[LoRASettings, dict[str, torch.Tensor]]:
-    """Read a PEFT LoRA adapter directory into settings and a lorakit state dict."""
-    path = Path(path)
-    for needed in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
-        if not (path / needed).is_file():
-            raise FileNotFoundError(
-                f"{path / needed} does not exist; an adapter directory holds {ADAPTER_CONFIG} "
-                f"and {ADAPTER_WEIGHTS} (written by save_peft_adapter or PeftModel.save_pretrained)"
-            )
-    config = json.loads((path / ADAPTER_CONFIG).read_text())
-    if config.get("peft_type") != "LORA":
-        raise ValueError(f"{path} holds a {config.get('peft_type')!r} adapter, not a LoRA one")
-    if config.get("rank_pattern") or config.get("alpha_pattern") or config.get("use_dora"):
-        raise ValueError(
-            f"{path} uses per-layer ranks, per-layer alphas or DoRA, which lorakit does not "
-            "implement; load it with peft.PeftModel.from_pretrained instead"
-        )
-    targets = config["target_modules"]
-    if isinstance(targets, str):
-        raise ValueError(
-            f"{path} selects target modules by the pattern {targets!r}; lorakit needs a list "
-            "of module names: load it with peft.PeftModel.from_pretrained instead"
-        )
-    state = {_from_peft_key(k): v for k, v in load_file(str(path / ADAPTER_WEIGHTS)).items()}
-    head = sorted({k.rpartition(".")[0].rsplit(".", 1)[-1] for k in state if "lora_" not in k})
-    settings = LoRASettings(
-        targets=tuple(sorted(targets)),
-        r=config["r"],
-        alpha=config["lora_alpha"],
-        dropout=config.get("lora_dropout", 0.0),
-        rslora=config.get("use_rslora", False),
-        train_modules=tuple(head),
-    )
-    return settings, state
-
-
-def load_peft_adapter(model: nn.Module, path) -> nn.Module:
-    """Load a PEFT-format LoRA adapter into ``model`` (injecting LoRA first if it has none).
-
-    Works on adapters written by ``save_peft_adapter`` and by ``PeftModel.save_pretrained``.
-    Raises ValueError when the adapter's tensors do not fit the model.
-    """
-    settings, state = read_peft_adapter(path)
-    if getattr(model, "lora_settings", None) is None:
-        inject_lora(model, **asdict(settings))
-    params = dict(model.named_parameters())
-    unknown = sorted(set(state) - set(params))
-    if unknown:
-        raise ValueError(
-            f"adapter {path} has tensors that {type(model).__name__} lacks, e.g. {unknown[:3]}; "
-            "load it into the base model it was trained from"
-        )
-    return load_lora_state_dict(model, state)

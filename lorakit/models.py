@@ -18,7 +18,7 @@ import functools
 import warnings
 from pathlib import Path
 
-from peft import LoraConfig, get_peft_model
+from peft import get_peft_model
 from torch import nn
 from transformers import (
     AutoModelForSequenceClassification,
@@ -30,7 +30,8 @@ from transformers.utils import logging as transformers_logging
 
 from lorakit import minilm
 from lorakit.data import FIXTURES_DIR, HubUnavailableError, get_task
-from lorakit.lora import check_lora_hyperparameters, find_target_linears, inject_lora
+from lorakit.lora import LoRASettings, check_lora_hyperparameters, find_target_linears, inject_lora
+from lorakit.peft_format import lora_config
 from lorakit.profiles import METHODS, OFFLINE_MODEL, TINY_MODEL, resolve_profile
 
 DEFAULT_TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
@@ -162,10 +163,8 @@ def prepare_model(
     if method == "peft":
         check_lora_hyperparameters(r, alpha, dropout)
         find_target_linears(model, targets)  # PEFT's own error for a bad target says less
-        config = LoraConfig(
-            task_type="SEQ_CLS", r=r, lora_alpha=alpha, lora_dropout=dropout,
-            target_modules=list(targets), use_rslora=rslora, modules_to_save=list(head),
-        )
+        settings = LoRASettings(tuple(targets), r, alpha, dropout, rslora, train_modules=head)
+        config = lora_config(settings, task_type="SEQ_CLS")
         with warnings.catch_warnings():  # PEFT reads an attribute transformers 5 deprecated
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
                                     category=FutureWarning)

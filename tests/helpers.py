@@ -5,6 +5,7 @@ import torch
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
 TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
+HEAD = ("pre_classifier", "classifier")  # DistilBERT's classification head: trains fully
 
 
 def tiny_distilbert(num_labels: int = 3, seed: int = 0) -> DistilBertForSequenceClassification:

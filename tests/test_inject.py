@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers import TARGETS, randomize_lora_B, tiny_distilbert
+from helpers import HEAD, TARGETS, randomize_lora_B, tiny_distilbert
 from peft import LoraConfig, get_peft_model
 
 from lorakit.lora import (
@@ -17,19 +17,21 @@ from lorakit.lora import (
 
 
 def test_distilbert_base_count_is_516096(distilbert_base_sized, clone):
-    model = inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16)
+    model = inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16, train_modules=HEAD)
     counts = count_parameters(model)
     assert counts.lora == 516_096  # 6 layers × 8 × (768+768 + 768+768 + 768+3072 + 3072+768)
     head = sum(p.numel() for n, p in model.named_parameters() if "classifier" in n)
     assert counts.trainable == 516_096 + head
     assert counts.total == sum(p.numel() for p in model.parameters())
-    assert counts.table["count"].sum() == counts.total
-    q_rows = counts.table[counts.table.parameter.str.endswith("q_lin.lora_A")]
-    assert q_rows[["shape", "layers", "count"]].values.tolist() == [["8×768", 6, 6 * 8 * 768]]
+    assert sum(row["count"] for row in counts.rows) == counts.total
+    q_rows = [row for row in counts.rows if row["parameter"].endswith("q_lin.lora_A")]
+    assert [(row["shape"], row["layers"], row["count"]) for row in q_rows] == [
+        ("8×768", 6, 6 * 8 * 768)]
 
 
 def test_trainable_count_equals_peft(distilbert_base_sized, clone):
-    ours = count_parameters(inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16))
+    ours = count_parameters(inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16,
+                                        train_modules=HEAD))
     peft_model = get_peft_model(
         clone(distilbert_base_sized),
         LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=list(TARGETS)),
@@ -39,7 +41,7 @@ def test_trainable_count_equals_peft(distilbert_base_sized, clone):
 
 
 def test_injection_wraps_every_target_and_freezes_the_rest(base_model):
-    model = inject_lora(base_model, TARGETS, r=4, alpha=8)
+    model = inject_lora(base_model, TARGETS, r=4, alpha=8, train_modules=HEAD)
     wrapped = sorted({name.rsplit(".", 1)[-1] for name in lora_layers(model)})
     assert wrapped == sorted(TARGETS)
     assert len(lora_layers(model)) == 2 * len(TARGETS)
@@ -53,13 +55,13 @@ def test_injection_wraps_every_target_and_freezes_the_rest(base_model):
 
 def test_b_zero_at_init_means_same_logits(base_model, batch, clone):
     reference = base_model(**batch).logits
-    injected = inject_lora(clone(base_model), TARGETS, r=4, alpha=8)
+    injected = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, train_modules=HEAD)
     assert torch.equal(injected(**batch).logits, reference)
 
 
 def test_training_changes_only_lora_and_head(base_model, batch, clone):
     before = {n: p.detach().clone() for n, p in base_model.named_parameters()}
-    model = inject_lora(clone(base_model), TARGETS, r=4, alpha=8).train()
+    model = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, train_modules=HEAD).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     labels = torch.tensor([0, 1, 2, 1])
     for _ in range(3):
@@ -80,7 +82,7 @@ def test_training_changes_only_lora_and_head(base_model, batch, clone):
 
 
 def test_merge_lora_gives_plain_linears_with_the_same_outputs(base_model, batch):
-    model = inject_lora(base_model, TARGETS, r=4, alpha=8)
+    model = inject_lora(base_model, TARGETS, r=4, alpha=8, train_modules=HEAD)
     randomize_lora_B(model)
     unmerged = model(**batch).logits
     merge_lora(model)
@@ -90,7 +92,7 @@ def test_merge_lora_gives_plain_linears_with_the_same_outputs(base_model, batch)
 
 
 def test_layer_merge_unmerge_across_the_model(base_model, batch):
-    model = inject_lora(base_model, TARGETS, r=4, alpha=8)
+    model = inject_lora(base_model, TARGETS, r=4, alpha=8, train_modules=HEAD)
     randomize_lora_B(model)
     weights = {name: layer.base.weight.clone() for name, layer in lora_layers(model).items()}
     unmerged = model(**batch).logits
@@ -103,44 +105,45 @@ def test_layer_merge_unmerge_across_the_model(base_model, batch):
 
 
 def test_state_dict_holds_only_lora_and_head_and_round_trips(base_model, batch, clone):
-    model = inject_lora(clone(base_model), TARGETS, r=4, alpha=8)
+    model = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, train_modules=HEAD)
     randomize_lora_B(model)
     state = lora_state_dict(model)
     assert all(k.endswith(("lora_A", "lora_B")) or "classifier" in k for k in state)
     assert len([k for k in state if "lora_" in k]) == 2 * 2 * len(TARGETS)
-    fresh = inject_lora(clone(base_model), TARGETS, r=4, alpha=8)
+    fresh = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, train_modules=HEAD)
     load_lora_state_dict(fresh, state)
     assert torch.equal(fresh(**batch).logits, model(**batch).logits)
 
 
 def test_state_dict_with_another_rank_is_refused(base_model, clone):
-    state = lora_state_dict(inject_lora(clone(base_model), TARGETS, r=4, alpha=8))
-    other = inject_lora(clone(base_model), TARGETS, r=2, alpha=8)
+    state = lora_state_dict(inject_lora(clone(base_model), TARGETS, r=4, alpha=8,
+                                        train_modules=HEAD))
+    other = inject_lora(clone(base_model), TARGETS, r=2, alpha=8, train_modules=HEAD)
     with pytest.raises(ValueError, match=r"shape \(4, 32\) but the model's is \(2, 32\)"):
         load_lora_state_dict(other, state)
 
 
 def test_unknown_target_lists_linear_layers(base_model):
     with pytest.raises(ValueError, match="target 'q_proj' matches no nn.Linear") as error:
-        inject_lora(base_model, ["q_proj"], r=4, alpha=8)
+        inject_lora(base_model, ["q_proj"], r=4, alpha=8, train_modules=HEAD)
     for name in ("classifier", "k_lin", "lin1", "out_lin", "pre_classifier", "q_lin", "v_lin"):
         assert name in str(error.value)
 
 
 def test_non_linear_target_is_a_type_error(base_model):
     with pytest.raises(TypeError, match="sa_layer_norm', a LayerNorm, not an nn.Linear"):
-        inject_lora(base_model, ["sa_layer_norm"], r=4, alpha=8)
+        inject_lora(base_model, ["sa_layer_norm"], r=4, alpha=8, train_modules=HEAD)
 
 
 def test_injecting_twice_is_refused(base_model):
-    inject_lora(base_model, TARGETS, r=4, alpha=8)
+    inject_lora(base_model, TARGETS, r=4, alpha=8, train_modules=HEAD)
     with pytest.raises(ValueError, match="already has LoRA layers"):
-        inject_lora(base_model, TARGETS, r=4, alpha=8)
+        inject_lora(base_model, TARGETS, r=4, alpha=8, train_modules=HEAD)
 
 
 def test_bad_rank_through_inject(base_model):
     with pytest.raises(ValueError, match="r=0"):
-        inject_lora(base_model, TARGETS, r=0, alpha=8)
+        inject_lora(base_model, TARGETS, r=0, alpha=8, train_modules=HEAD)
     assert not lora_layers(base_model), "a refused injection must leave the model untouched"
 
 

@@ -4,16 +4,11 @@ import json
 
 import pytest
 import torch
-from helpers import TARGETS, randomize_lora_B, tiny_distilbert, token_batch
+from helpers import HEAD, TARGETS, randomize_lora_B, tiny_distilbert, token_batch
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from lorakit.lora import (
-    inject_lora,
-    load_peft_adapter,
-    lora_layers,
-    merge_lora,
-    save_peft_adapter,
-)
+from lorakit.lora import inject_lora, lora_layers, merge_lora
+from lorakit.peft_format import copy_into_peft, load_peft_adapter, save_peft_adapter
 
 
 def peft_twin(base, rslora: bool, r: int = 4, alpha: float = 8):
@@ -24,28 +19,15 @@ def peft_twin(base, rslora: bool, r: int = 4, alpha: float = 8):
     return get_peft_model(base, config).eval()
 
 
-def copy_lorakit_into_peft(ours, theirs) -> None:
-    """Copy A, B and the head from a lorakit model into the twin PEFT model."""
-    peft_params = dict(theirs.named_parameters())
-    with torch.no_grad():
-        for name, layer in lora_layers(ours).items():
-            prefix = f"base_model.model.{name}"
-            peft_params[f"{prefix}.lora_A.default.weight"].copy_(layer.lora_A)
-            peft_params[f"{prefix}.lora_B.default.weight"].copy_(layer.lora_B)
-        for head in ("pre_classifier", "classifier"):
-            for kind in ("weight", "bias"):
-                value = getattr(getattr(ours, head), kind)
-                peft_params[f"base_model.model.{head}.modules_to_save.default.{kind}"].copy_(value)
-
-
 @pytest.mark.parametrize("rslora", [False, True])
 def test_same_weights_same_logits(base_model, batch, clone, rslora):
-    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, rslora=rslora).eval()
+    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, rslora=rslora,
+                       train_modules=HEAD).eval()
     randomize_lora_B(ours)
     with torch.no_grad():
         ours.classifier.weight.mul_(2.0)  # a trained head differs from the base model's
     theirs = peft_twin(clone(base_model), rslora)
-    copy_lorakit_into_peft(ours, theirs)
+    copy_into_peft(ours, theirs)
     with torch.no_grad():
         expected, actual = theirs(**batch).logits, ours(**batch).logits
         untouched = base_model(**batch).logits
@@ -55,7 +37,8 @@ def test_same_weights_same_logits(base_model, batch, clone, rslora):
 
 def test_same_scaling_as_peft(base_model, clone):
     for rslora in (False, True):
-        ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, rslora=rslora)
+        ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, rslora=rslora,
+                           train_modules=HEAD)
         theirs = peft_twin(clone(base_model), rslora)
         q_lin = theirs.base_model.model.distilbert.transformer.layer[0].attention.q_lin
         assert lora_layers(ours)["distilbert.transformer.layer.0.attention.q_lin"].scaling == (
@@ -64,7 +47,7 @@ def test_same_scaling_as_peft(base_model, clone):
 
 
 def test_lorakit_adapter_loads_in_peft(base_model, batch, clone, tmp_path):
-    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8).eval()
+    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, train_modules=HEAD).eval()
     randomize_lora_B(ours)
     save_peft_adapter(ours, tmp_path / "adapter")
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
@@ -85,7 +68,8 @@ def test_peft_adapter_loads_in_lorakit(base_model, batch, clone, tmp_path):
 
 
 def test_adapter_round_trip_in_lorakit(base_model, batch, clone, tmp_path):
-    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, dropout=0.1).eval()
+    ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, dropout=0.1,
+                       train_modules=HEAD).eval()
     randomize_lora_B(ours)
     save_peft_adapter(ours, tmp_path / "adapter")
     again = load_peft_adapter(clone(base_model), tmp_path / "adapter").eval()
@@ -97,15 +81,17 @@ def test_adapter_round_trip_in_lorakit(base_model, batch, clone, tmp_path):
 
 
 def test_adapter_of_another_rank_is_refused(base_model, clone, tmp_path):
-    save_peft_adapter(inject_lora(clone(base_model), TARGETS, r=4, alpha=8), tmp_path / "r4")
-    injected_r2 = inject_lora(clone(base_model), TARGETS, r=2, alpha=8)
+    save_peft_adapter(inject_lora(clone(base_model), TARGETS, r=4, alpha=8,
+                                  train_modules=HEAD), tmp_path / "r4")
+    injected_r2 = inject_lora(clone(base_model), TARGETS, r=2, alpha=8, train_modules=HEAD)
     with pytest.raises(ValueError, match=r"has shape \(4, 32\) but the model's is \(2, 32\)"):
         load_peft_adapter(injected_r2, tmp_path / "r4")
 
 
 def test_adapter_for_another_label_count_is_refused(base_model, clone, tmp_path):
     bigger = tiny_distilbert(num_labels=6)
-    save_peft_adapter(inject_lora(bigger, TARGETS, r=4, alpha=8), tmp_path / "six")
+    save_peft_adapter(inject_lora(bigger, TARGETS, r=4, alpha=8,
+                                  train_modules=HEAD), tmp_path / "six")
     with pytest.raises(ValueError, match=r"classifier\.(weight|bias)' has shape \(6"):
         load_peft_adapter(clone(base_model), tmp_path / "six")
 
@@ -133,10 +119,11 @@ def without_dropout(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def test_same_logits_as_peft_at_real_shapes(distilbert_base_sized, real_batch, clone):
-    ours = inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16).eval()
+    ours = inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16,
+                       train_modules=HEAD).eval()
     randomize_lora_B(ours)
     theirs = peft_twin(clone(distilbert_base_sized), rslora=False, r=8, alpha=16)
-    copy_lorakit_into_peft(ours, theirs)
+    copy_into_peft(ours, theirs)
     with torch.no_grad():
         actual, expected = ours(**real_batch).logits, theirs(**real_batch).logits
         untouched = distilbert_base_sized(**real_batch).logits
@@ -145,7 +132,8 @@ def test_same_logits_as_peft_at_real_shapes(distilbert_base_sized, real_batch, c
 
 
 def test_merge_and_unmerge_at_real_shapes(distilbert_base_sized, real_batch, clone):
-    ours = inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16).eval()
+    ours = inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16,
+                       train_modules=HEAD).eval()
     randomize_lora_B(ours)
     with torch.no_grad():
         unmerged = ours(**real_batch).logits
@@ -162,9 +150,9 @@ def test_merge_and_unmerge_at_real_shapes(distilbert_base_sized, real_batch, clo
 
 def test_same_training_losses_as_peft_at_real_shapes(distilbert_base_sized, real_batch, clone):
     start = without_dropout(clone(distilbert_base_sized))
-    ours = inject_lora(clone(start), TARGETS, r=8, alpha=16).train()
+    ours = inject_lora(clone(start), TARGETS, r=8, alpha=16, train_modules=HEAD).train()
     theirs = peft_twin(clone(start), rslora=False, r=8, alpha=16).train()
-    copy_lorakit_into_peft(ours, theirs)
+    copy_into_peft(ours, theirs)
     batch = real_batch | {"labels": torch.tensor([0, 1])}
     losses = {}
     for name, model in (("lorakit", ours), ("peft", theirs)):
