@@ -2,11 +2,16 @@
 
 The modules, by what a reader comes for:
 
-    what is taught      lora (LoRALinear, inject_lora, merge_lora, counts, adapter files),
-                        maths (the low-rank algebra of notebook 01)
-    the run pipeline    profiles (run sizes), data (tasks and files), models (base model and
-                        methods), settings (every setting's range), train (run: one Trainer run
-                        and its directory), metrics, report (runs into one table), cli
+    what is taught      lora (LoRALinear, inject_lora, merge_lora, counts, state dicts; imports
+                        only torch), maths (the low-rank algebra of notebook 01),
+                        peft_format (PEFT's names for lorakit's settings and parameters, and
+                        adapter files in PEFT's format)
+    the run pipeline    profiles (run sizes), data (the tasks and load_task), local_files
+                        (reading and checking data files), models (base model and methods),
+                        settings (every setting's range), checks (the one bad-input rule),
+                        precision (fp16/bf16/fp32 per device), train (run: one Trainer run in
+                        steps), run_files (a run directory's files), estimate (how long runs
+                        take here), metrics, report (runs into one table), cli
     notebook support    analysis and probe (notebook 06's tables), plots (every figure),
                         bench (timing and memory), minilm (the offline profile's model)
 """
@@ -16,10 +21,8 @@ from lorakit.lora import (
     count_parameters,
     inject_lora,
     load_lora_state_dict,
-    load_peft_adapter,
     lora_state_dict,
     merge_lora,
-    save_peft_adapter,
 )
 
 __version__ = "0.1.0"
@@ -29,8 +32,6 @@ __all__ = [
     "count_parameters",
     "inject_lora",
     "load_lora_state_dict",
-    "load_peft_adapter",
     "lora_state_dict",
     "merge_lora",
-    "save_peft_adapter",
 ]

@@ -33,9 +33,8 @@ from scipy.optimize import minimize_scalar
 
 from lorakit.checks import require_int, require_number, require_type
 from lorakit.metrics import check_label_names, log_softmax, prediction_table
+from lorakit.run_files import CONFIG, PREDICTIONS
 
-PREDICTIONS_FILE = "predictions.csv"
-CONFIG_FILE = "config.json"
 TEXT_COLUMNS = ("text", "label", "prediction")
 NORMALIZE_CHOICES = (None, "true", "pred", "all")
 
@@ -121,7 +120,7 @@ def load_predictions(run_dir) -> tuple[pd.DataFrame, list[str]]:
     from the ``prob_<name>`` columns, which are in class order.
     """
     run_dir = Path(run_dir)
-    path = run_dir / PREDICTIONS_FILE
+    path = run_dir / PREDICTIONS
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} does not exist; lorakit.train.run (or `lorakit train`) writes it into each "
@@ -134,7 +133,7 @@ def load_predictions(run_dir) -> tuple[pd.DataFrame, list[str]]:
         if column in table.columns:
             table[column] = table[column].fillna("")
     names = None
-    config_path = run_dir / CONFIG_FILE
+    config_path = run_dir / CONFIG
     if config_path.is_file():
         names = json.loads(config_path.read_text()).get("label_names")
     if not names:

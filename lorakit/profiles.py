@@ -17,8 +17,6 @@ Resolution: ``LORAKIT_PROFILE`` when set, else ``full`` when CUDA is available, 
 from __future__ import annotations
 
 import os
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -72,11 +70,10 @@ class Profile:
                             f"{', '.join(TaskSettings.__dataclass_fields__)}")
         return replace(self.tasks[task], **chosen)
 
-    def describe(self, task: str | None = None, runs: Sequence[str] = ("lora",),
-                 estimate: bool = True, file=None) -> str:
-        """Print (and return) what this profile will do on this machine and, with ``estimate``,
-        about how long ``runs`` take here: one entry per run, a method or ``"untrained"``
-        (measured by ``lorakit.train.estimate_seconds``, evaluations included)."""
+    def describe(self, task: str | None = None, file=None) -> str:
+        """Print (and return) what this profile will do on this machine, for ``task`` or all.
+
+        ``lorakit.estimate.print_estimate`` adds how long a notebook's runs take here."""
         lines = [
             f"profile: {self.name} ({self.purpose})",
             f"device:  {device_description()}",
@@ -92,39 +89,9 @@ class Profile:
                 f"{name:>8}: train examples {size}, eval examples {evaluated} per split, "
                 f"max length {s.max_length}, {s.epochs:g} epoch(s), batch {s.batch_size}"
             )
-            if estimate and runs:
-                lines += _estimate_lines(name, runs, self)
         text = "\n".join(lines)
         print(text, file=file)
         return text
-
-
-# What an estimate of ``estimate_seconds`` counts, said wherever one is printed. On short runs
-# the rest can be most of it: on an H100 (beside the test suite), notebook 04's four offline runs
-# printed 3 s and trained for 15 s.
-ESTIMATE_CAVEAT = "training steps timed on full-length batches; loading and saving come on top"
-
-
-def _estimate_lines(task: str, runs: Sequence[str], profile: Profile) -> list[str]:
-    from lorakit.train import estimate_seconds
-
-    estimate = estimate_seconds(task, runs, profile)
-    counts = Counter(runs)
-    each = ", ".join(f"{run}{f' ×{counts[run]}' if counts[run] > 1 else ''} "
-                     f"{format_duration(estimate.run_seconds[run])}" for run in counts)
-    what = "this run" if len(runs) == 1 else f"these {len(runs)} runs"
-    return [f"{'':>8}  measured here: {each}",
-            f"{'':>8}  {what}, evaluations included, take about {format_duration(estimate.total)} "
-            f"({ESTIMATE_CAVEAT})"]
-
-
-def format_duration(seconds: float) -> str:
-    """E.g. ``45 s``, ``12 min``, ``2.5 h``: how estimates are printed."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # Sources for the `full` settings:

@@ -22,9 +22,8 @@ import pandas as pd
 
 from lorakit.bench import markdown_table
 from lorakit.profiles import SAMPLE_PROFILES
+from lorakit.run_files import CONFIG, METRICS
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 METHOD_ORDER = ("head", "lora", "peft", "full")
@@ -61,14 +60,14 @@ def find_runs(runs_dir) -> list[Path]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    configs = [*runs_dir.glob(f"*/{CONFIG_FILE}"), *runs_dir.glob(f"*/*/{CONFIG_FILE}")]
-    return sorted(c.parent for c in configs if (c.parent / METRICS_FILE).is_file())
+    configs = [*runs_dir.glob(f"*/{CONFIG}"), *runs_dir.glob(f"*/*/{CONFIG}")]
+    return sorted(c.parent for c in configs if (c.parent / METRICS).is_file())
 
 
 def _read_json_object(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} does not exist; a run directory holds {CONFIG_FILE} and {METRICS_FILE}, "
+            f"{path} does not exist; a run directory holds {CONFIG} and {METRICS}, "
             "written by lorakit.train.run (or `lorakit train`)"
         )
     try:
@@ -89,8 +88,8 @@ def load_run(path) -> dict:
     ``per_class_f1``) stay nested.
     """
     path = Path(path)
-    config = _read_json_object(path / CONFIG_FILE)
-    metrics = _read_json_object(path / METRICS_FILE)
+    config = _read_json_object(path / CONFIG)
+    metrics = _read_json_object(path / METRICS)
     return {**config, **metrics, "run_dir": path}
 
 
@@ -145,7 +144,7 @@ def report(runs_dir="runs", write: bool = True) -> pd.DataFrame:
         state = "does not exist" if not Path(runs_dir).exists() else "holds none"
         raise ValueError(
             f"no run directories were found under {runs_dir} ({state}); a run directory holds "
-            f"{CONFIG_FILE} and {METRICS_FILE}. Make one with `lorakit train` (see "
+            f"{CONFIG} and {METRICS}. Make one with `lorakit train` (see "
             "`lorakit train --help`) or lorakit.train.run(...), or pass the runs_dir it wrote to"
         )
     table = results_table(load_run(path) for path in paths)

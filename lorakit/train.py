@@ -1,29 +1,21 @@
 """One training run: ``transformers.Trainer`` plus a run directory that records everything.
 
-``run(task, method, ...)`` builds the model for the profile, fine-tunes it, evaluates on the test
-split and writes::
-
-    runs/<task>/<run-name>/
-      config.json        everything needed to repeat the run (library versions, device included)
-      metrics.json       accuracy, macro-F1, per-class F1, parameters, time, throughput, memory
-      log_history.csv    the Trainer's log, for training curves
-      predictions.csv    text, label, prediction, per-class probabilities, per-example loss
-      adapter/           LoRA methods: adapter_model.safetensors + adapter_config.json (PEFT format)
-
-While a run trains it lives in ``<run-name>.incomplete/`` with a checkpoint per epoch, so that
-``resume=True`` can continue it after a disconnect and a failed run never looks finished.
+``run(task, method, ...)`` goes in steps: its settings checked and completed from the profile
+(``run_settings``), the data and the model (``_data_and_model``), the Trainer, training and the
+test predictions (``_train_and_test``), and the run directory (``lorakit.run_files`` names its
+files). While a run trains it lives in ``<run-name>.incomplete/`` with a checkpoint per epoch, so
+that ``resume=True`` can continue it after a disconnect and a failed run never looks finished;
+``reuse=True`` returns a finished run of the same settings instead of training it again.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import os
 import platform
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,8 +27,6 @@ from accelerate import PartialState
 from safetensors.torch import save_file
 from transformers import (
     DataCollatorWithPadding,
-    DistilBertConfig,
-    DistilBertForSequenceClassification,
     Trainer,
     TrainingArguments,
     set_seed,
@@ -46,7 +36,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
 from lorakit.bench import peak_memory_mb, reset_peak_memory
-from lorakit.data import get_task, load_task, split_sizes, tokenize_task
+from lorakit.data import load_task, tokenize_task
 from lorakit.metrics import (
     classification_metrics,
     prediction_table,
@@ -54,12 +44,22 @@ from lorakit.metrics import (
 )
 from lorakit.models import DEFAULT_TARGETS, check_method, load_base, prepare_model
 from lorakit.peft_format import save_peft_adapter
-from lorakit.precision import autocast, current_precision
-from lorakit.profiles import METHODS, device_description, resolve_profile, runs_dir
+from lorakit.precision import current_precision
+from lorakit.profiles import device_description, resolve_profile, runs_dir
+from lorakit.run_files import (
+    ADAPTER,
+    CONFIG,
+    HEAD,
+    METRICS,
+    PREDICTIONS,
+    read_log_history,
+    run_directories,
+    write_json,
+    write_log_history,
+)
 from lorakit.settings import check_fits_model, check_run_settings
 
 LORA_METHODS = ("lora", "peft")
-INCOMPLETE_SUFFIX = ".incomplete"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -91,16 +91,89 @@ def default_run_name(method: str, r: int, alpha: float, seed: int) -> str:
     return f"{method}{lora_part}-seed{seed}"
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that decides what a run computes, checked, with the profile's values filled
+    in; ``config.json`` starts with these fields, in this order."""
+
+    task: str
+    method: str
+    run_name: str
+    profile: str
+    model: str  # a Hub id, a local directory or one of lorakit's bundled bases
+    r: int
+    alpha: float
+    targets: tuple[str, ...]
+    dropout: float
+    rslora: bool
+    lr: float
+    seed: int
+    max_train: int | None
+    max_eval: int | None
+    max_length: int
+    epochs: float
+    batch_size: int
+    warmup_fraction: float
+    data_files: dict[str, str] | None
+    text_column: str | None
+    label_column: str | None
+
+    def record(self) -> dict:
+        """The fields as config.json holds them (lists for tuples)."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+def run_settings(task: str, method: str = "lora", r: int = 8, alpha: float = 16,
+                 targets=DEFAULT_TARGETS, dropout: float = 0.0, rslora: bool = False,
+                 epochs: float | None = None, lr: float | None = None,
+                 batch_size: int | None = None, max_length: int | None = None,
+                 max_train: int | None = None, max_eval: int | None = None, seed: int = 0,
+                 profile=None, model: str | None = None, data_files: dict | None = None,
+                 text_column: str | None = None, label_column: str | None = None,
+                 run_name: str | None = None) -> RunSettings:
+    """``run``'s arguments checked (a one-line TypeError or ValueError for a bad one) and
+    completed from the profile; nothing is loaded or written."""
+    profile = resolve_profile(profile)
+    check_method(method)
+    check_run_settings(r=r, alpha=alpha, dropout=dropout, epochs=epochs, lr=lr,
+                       batch_size=batch_size, max_length=max_length, max_train=max_train,
+                       max_eval=max_eval, seed=seed)
+    task_settings = profile.settings(task, epochs=epochs, batch_size=batch_size,
+                                     max_length=max_length, max_train=max_train,
+                                     max_eval=max_eval)
+    return RunSettings(
+        task=task, method=method, run_name=run_name or default_run_name(method, r, alpha, seed),
+        profile=profile.name, model=model or profile.model, r=r, alpha=alpha,
+        targets=tuple(targets), dropout=dropout, rslora=rslora,
+        lr=lr if lr is not None else task_settings.learning_rates[method], seed=seed,
+        max_train=task_settings.max_train, max_eval=task_settings.max_eval,
+        max_length=task_settings.max_length, epochs=task_settings.epochs,
+        batch_size=task_settings.batch_size, warmup_fraction=task_settings.warmup_fraction,
+        data_files={k: str(v) for k, v in (data_files or {}).items()} or None,
+        text_column=text_column, label_column=label_column,
+    )
+
+
 @dataclass
 class RunResult:
-    """What ``run`` returns: where it wrote, what it measured, and the trained model."""
+    """What ``run`` returns: where it wrote, what it measured, and the trained model.
+
+    A run found on disk by ``run(..., reuse=True)`` has ``reused`` True and no model or
+    tokenizer (``None``): load its adapter with ``lorakit.peft_format.load_peft_adapter``.
+    """
 
     run_dir: Path
     config: dict
     metrics: dict
     predictions: pd.DataFrame
-    model: torch.nn.Module
+    model: torch.nn.Module | None
     tokenizer: object
+    reused: bool = False
+
+    @property
+    def log_history(self) -> pd.DataFrame:
+        """The Trainer's log (``run_files.LOG_HISTORY``), for ``plots.training_curves``."""
+        return read_log_history(self.run_dir)
 
 
 def library_versions() -> dict[str, str]:
@@ -120,20 +193,25 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _resolve_run_dir(output_dir, task, run_name, resume, overwrite) -> tuple[Path, Path]:
-    final = Path(output_dir) / task / run_name
-    working = final.with_name(final.name + INCOMPLETE_SUFFIX)
-    if final.exists() and not overwrite:
-        raise FileExistsError(
-            f"run directory {final} already exists; pass overwrite=True (--overwrite) to replace "
-            "it, or choose another run_name / output_dir"
-        )
-    if working.exists() and not (resume or overwrite):
-        raise FileExistsError(
-            f"an interrupted run is in {working}; pass resume=True (--resume) to continue it from "
-            "its last checkpoint, or overwrite=True (--overwrite) to start again"
-        )
-    return final, working
+def finished_run(settings: RunSettings, output_dir=None) -> Path | None:
+    """The directory of a finished run made with exactly ``settings`` under ``output_dir``
+    (default ``profiles.runs_dir()``), or None: another profile's or settings' run of the same
+    name does not count."""
+    run_dir = Path(runs_dir() if output_dir is None else output_dir) / settings.task
+    run_dir = run_dir / settings.run_name
+    if not (run_dir / CONFIG).is_file() or not (run_dir / METRICS).is_file():
+        return None
+    config = json.loads((run_dir / CONFIG).read_text())
+    same = all(config.get(key) == value for key, value in settings.record().items())
+    return run_dir if same else None
+
+
+def read_run(run_dir) -> RunResult:
+    """A finished run read back from its directory, as a ``RunResult`` without a model."""
+    run_dir = Path(run_dir)
+    return RunResult(run_dir, json.loads((run_dir / CONFIG).read_text()),
+                     json.loads((run_dir / METRICS).read_text()),
+                     pd.read_csv(run_dir / PREDICTIONS), model=None, tokenizer=None, reused=True)
 
 
 def run(
@@ -160,6 +238,7 @@ def run(
     run_name: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    reuse: bool = False,
     progress: bool = True,
 ) -> RunResult:
     """Fine-tune a model on ``task`` with ``method`` and write its run directory.
@@ -180,42 +259,90 @@ def run(
         output_dir: where ``<task>/<run-name>/`` is written; default ``profiles.runs_dir()``.
         resume: continue an interrupted run from its last epoch checkpoint.
         overwrite: replace an existing run directory.
+        reuse: return the finished run made with the same settings if there is one
+            (``finished_run``; its result has no model), instead of training again.
         progress: show the Trainer's progress bar while it trains and predicts (a widget in
             Jupyter and Colab, tqdm in a terminal); False trains silently, for notebooks that
             make many short runs. The log is in ``log_history.csv`` either way.
     """
+    started = time.perf_counter()
     profile = resolve_profile(profile)
-    check_method(method)
-    check_run_settings(r=r, alpha=alpha, dropout=dropout, epochs=epochs, lr=lr,
-                       batch_size=batch_size, max_length=max_length, max_train=max_train,
-                       max_eval=max_eval, seed=seed)
-    settings = profile.settings(
-        task, epochs=epochs, batch_size=batch_size, max_length=max_length,
-        max_train=max_train, max_eval=max_eval,
-    )
-    learning_rate = lr if lr is not None else settings.learning_rates[method]
-    run_name = run_name or default_run_name(method, r, alpha, seed)
-    output_dir = runs_dir() if output_dir is None else output_dir
-    final_dir, work_dir = _resolve_run_dir(output_dir, task, run_name, resume, overwrite)
+    settings = run_settings(task, method, r, alpha, targets, dropout, rslora, epochs, lr,
+                            batch_size, max_length, max_train, max_eval, seed, profile, model,
+                            data_files, text_column, label_column, run_name)
+    output_dir = runs_dir() if output_dir is None else Path(output_dir)
+    earlier = finished_run(settings, output_dir) if reuse else None
+    if earlier is not None:
+        return read_run(earlier)
+    final_dir, work_dir = run_directories(output_dir, task, settings.run_name, resume, overwrite)
 
     set_seed(seed)
-    data = load_task(
-        task, profile, data_files=data_files, text_column=text_column,
-        label_column=label_column, seed=seed, max_train=settings.max_train,
-        max_eval=settings.max_eval,
-    )
-    base, tokenizer = load_base(task, profile, model)
-    check_fits_model(base, targets, r if method in LORA_METHODS else None, settings.max_length)
-    trained = prepare_model(base, method, r, alpha, targets, dropout, rslora)
-    tokenized = tokenize_task(data, tokenizer, settings.max_length)
-
+    data, tokenized, trained, tokenizer = _data_and_model(settings, profile, data_files)
     precision = current_precision()
-    args = _training_arguments(work_dir, settings, learning_rate, precision, seed,
-                               len(tokenized["train"]), progress)
-    state = PartialState()  # after TrainingArguments, which sets up the processes
-    # Every process has checked the run directory (_resolve_run_dir) before the main one changes
-    # it: NCCL connects lazily, so the processes of a GPU run start unsynchronised, and a late one
-    # would find the main one's .incomplete directory and refuse to run.
+    args = _training_arguments(work_dir, settings, precision, len(tokenized["train"]), progress)
+    state = _claim_work_dir(final_dir, work_dir, overwrite, resume)
+    trainer = _trainer(trained, args, tokenized, tokenizer, progress)
+    checkpoint = get_last_checkpoint(args.output_dir) if resume and Path(
+        args.output_dir).is_dir() else None
+    memory_kind = reset_peak_memory()
+    train_metrics, test_output = _train_and_test(trainer, tokenized["test"], settings.epochs,
+                                                 checkpoint, progress)
+    # Mixed precision wrapped the model's forward in autocast, in place: the model we return
+    # must compute in fp32 again, like any model a reader loads.
+    trained = trainer.accelerator.unwrap_model(trained, keep_fp32_wrapper=False)
+    memory = {"peak_memory_mb": float(peak_memory_mb(memory_kind)),
+              "peak_memory_kind": memory_kind}
+
+    names = data["train"].features["label"].names
+    table = prediction_table(data["test"]["text"], data["test"]["label"], test_output.predictions,
+                             names)
+    log_history = trainer.state.log_history
+    metrics = (classification_metrics(table["label_id"], table["prediction_id"], names)
+               | {"test_loss": float(table["loss"].mean())} | _validation_scores(log_history)
+               | _parameter_counts(trained) | _train_speed(train_metrics) | memory
+               | {"eval_examples": len(table), "run_seconds": time.perf_counter() - started})
+    config = settings.record() | {
+        "examples": {split: len(data[split]) for split in data},
+        "label_names": names, "precision": precision, "device": device_description(),
+        "world_size": state.num_processes, "versions": library_versions(),
+        "resumed_from": Path(checkpoint).name if checkpoint else None,
+    }
+    if state.is_main_process:
+        _write_run(work_dir, trained, config, metrics, table, log_history)
+        shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+        work_dir.rename(final_dir)
+    state.wait_for_everyone()
+    return RunResult(final_dir, config, metrics, table, trained, tokenizer)
+
+
+def _data_and_model(settings: RunSettings, profile, data_files: dict | None):
+    """The task's splits, tokenized too, the model prepared for the method, and its tokenizer.
+
+    Refuses a rank the target layers cannot hold, or more tokens than the model has positions,
+    before anything is written.
+    """
+    data = load_task(settings.task, profile, data_files=data_files,
+                     text_column=settings.text_column, label_column=settings.label_column,
+                     seed=settings.seed, max_train=settings.max_train,
+                     max_eval=settings.max_eval)
+    base, tokenizer = load_base(settings.task, profile, settings.model)
+    lora_rank = settings.r if settings.method in LORA_METHODS else None
+    check_fits_model(base, settings.targets, lora_rank, settings.max_length)
+    trained = prepare_model(base, settings.method, settings.r, settings.alpha, settings.targets,
+                            settings.dropout, settings.rslora)
+    return data, tokenize_task(data, tokenizer, settings.max_length), trained, tokenizer
+
+
+def _claim_work_dir(final_dir: Path, work_dir: Path, overwrite: bool,
+                    resume: bool) -> PartialState:
+    """Create the working directory (clearing what ``overwrite`` replaces) on the main process.
+
+    Call after ``TrainingArguments``, which sets up the processes. Every process has checked the
+    run directory (``run_directories``) before the main one changes it: NCCL connects lazily,
+    so the processes of a GPU run start unsynchronised, and a late one would find the main
+    one's .incomplete directory and refuse to run.
+    """
+    state = PartialState()
     state.wait_for_everyone()
     if state.is_main_process:
         if overwrite:
@@ -224,8 +351,13 @@ def run(
                 shutil.rmtree(work_dir, ignore_errors=True)
         work_dir.mkdir(parents=True, exist_ok=True)
     state.wait_for_everyone()
+    return state
+
+
+def _trainer(model, args: TrainingArguments, tokenized, tokenizer, progress: bool) -> Trainer:
+    """A ``CheckedTrainer`` on the train split, evaluating on validation after every epoch."""
     trainer = CheckedTrainer(
-        model=trained,
+        model=model,
         args=args,
         train_dataset=tokenized["train"],
         eval_dataset=tokenized["validation"],
@@ -235,174 +367,31 @@ def run(
     )
     if not progress:  # without a bar the Trainer prints every log line instead: nothing at all
         trainer.remove_callback(PrinterCallback)
-    memory_kind = reset_peak_memory()
-    train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
-    checkpoint = None
-    if resume and Path(args.output_dir).is_dir():
-        checkpoint = get_last_checkpoint(args.output_dir)
-    with nullcontext() if progress else _transformers_progress_bars_off():
-        if settings.epochs > 0:
-            train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
-        test_output = _predict_in_order(trainer, tokenized["test"])
-    # Mixed precision wrapped the model's forward in autocast, in place: the model we return
-    # must compute in fp32 again, like any model a reader loads.
-    trained = trainer.accelerator.unwrap_model(trained, keep_fp32_wrapper=False)
-    memory = peak_memory_mb(memory_kind)
-
-    names = data["train"].features["label"].names
-    table = prediction_table(data["test"]["text"], data["test"]["label"], test_output.predictions,
-                             names)
-    counts = _parameter_counts(trained)
-    metrics = classification_metrics(table["label_id"], table["prediction_id"], names) | {
-        "test_loss": float(table["loss"].mean()),
-        **counts,
-        "train_seconds": float(train_metrics["train_runtime"]),
-        "train_samples_per_second": float(train_metrics["train_samples_per_second"]),
-        "peak_memory_mb": float(memory),
-        "peak_memory_kind": memory_kind,
-        "eval_examples": len(table),
-    }
-    config = {
-        "task": task, "method": method, "run_name": run_name, "profile": profile.name,
-        "model": model or profile.model, "r": r, "alpha": alpha, "targets": list(targets),
-        "dropout": dropout, "rslora": rslora, "lr": learning_rate, "seed": seed,
-        **{k: v for k, v in asdict(settings).items() if k != "learning_rates"},
-        "data_files": {k: str(v) for k, v in (data_files or {}).items()} or None,
-        "text_column": text_column, "label_column": label_column,
-        "examples": {split: len(data[split]) for split in data},
-        "label_names": names, "precision": precision, "device": device_description(),
-        "world_size": state.num_processes, "versions": library_versions(),
-        "resumed_from": Path(checkpoint).name if checkpoint else None,
-    }
-    if state.is_main_process:
-        _write_run(work_dir, trained, method, config, metrics, table, trainer.state.log_history)
-        shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
-        work_dir.rename(final_dir)
-    state.wait_for_everyone()
-    return RunResult(final_dir, config, metrics, table, trained, tokenizer)
+    return trainer
 
 
-UNTRAINED = "untrained"  # a run of 0 epochs: its model is only evaluated
+def _train_and_test(trainer: Trainer, test_split, epochs: float, checkpoint: str | None,
+                    progress: bool):
+    """Train (unless ``epochs`` is 0), then predict the test split in its own order.
 
-
-@dataclass(frozen=True)
-class Estimate:
-    """What ``estimate_seconds`` measured: seconds per optimizer step by method, and seconds by
-    run name (training and evaluations, summed over repeats)."""
-
-    step_seconds: dict[str, float]
-    run_seconds: dict[str, float]
-
-    @property
-    def total(self) -> float:
-        return sum(self.run_seconds.values())
-
-
-def estimate_seconds(task: str, runs: Sequence[str] = ("lora",), profile=None,
-                     timed_steps: int = 2, precision: str | None = None) -> Estimate:
-    """About how long ``runs`` take on this machine, measured, before any data is downloaded.
-
-    ``runs`` has one entry per run: a method (repeats count) or ``"untrained"`` (0 epochs, only
-    evaluated). For each method, ``timed_steps`` optimizer steps (after one warm-up step) of the
-    profile's architecture on random full-length batches (batch size × max length) are timed and
-    multiplied by the steps the profile runs; one evaluation batch (twice as large, no gradients)
-    is timed and multiplied by the batches every run evaluates: the validation split after each
-    epoch and the test split at the end. Real batches are padded only to their longest text, so
-    the steps take at most this long; loading, tokenizing and saving are not counted (on the
-    offline profile's short runs on a GPU they take longer than the steps). For
-    distilbert-base-uncased the architecture is built from ``DistilBertConfig()`` with random
-    weights: same cost, no download.
-
-    Everything is timed in the precision ``run`` uses here (fp16 or bf16 autocast where it
-    uses them), or in ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``) when given.
+    Returns the Trainer's train metrics (zeros for 0 epochs) and its test output.
     """
-    profile = resolve_profile(profile)
-    settings = profile.settings(task)
-    precision = precision or current_precision()
-    unknown = sorted(set(runs) - set(METHODS) - {UNTRAINED})
-    if unknown:
-        raise ValueError(f"cannot estimate runs {unknown}; name methods ({', '.join(METHODS)}) "
-                         f"or {UNTRAINED!r}")
-    sizes = split_sizes(task, profile)
-    base = _architecture(task, profile)
-    batch = _random_batch(base.config.vocab_size, settings.batch_size, settings.max_length)
-    step_seconds = {method: _seconds_per_step(prepare_model(copy.deepcopy(base), method,
-                                                            targets=DEFAULT_TARGETS),
-                                              batch, timed_steps, precision)
-                    for method in dict.fromkeys(runs) if method != UNTRAINED}
-    eval_size = 2 * settings.batch_size
-    eval_batch = _random_batch(base.config.vocab_size, eval_size, settings.max_length)
-    per_batch = _seconds_per_evaluation(base, eval_batch, precision)
-    test_seconds = per_batch * -(-sizes["test"] // eval_size)
-    evaluations = math.ceil(settings.epochs)  # the validation split after every epoch
-    validation_seconds = per_batch * -(-sizes["validation"] // eval_size) * evaluations
-    steps = -(-sizes["train"] // settings.batch_size) * settings.epochs
-    run_seconds = dict.fromkeys(runs, 0.0)
-    for name in runs:
-        trained = 0.0 if name == UNTRAINED else step_seconds[name] * steps + validation_seconds
-        run_seconds[name] += trained + test_seconds
-    return Estimate(step_seconds, run_seconds)
+    train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
+    with nullcontext() if progress else _transformers_progress_bars_off():
+        if epochs > 0:
+            train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
+        return train_metrics, _predict_in_order(trainer, test_split)
 
 
-def _architecture(task: str, profile) -> torch.nn.Module:
-    """The profile's model for ``task``: the bundled one, or distilbert-base's shapes, random."""
-    if profile.data == "fixtures":
-        return load_base(task, profile)[0]
-    config = DistilBertConfig(num_labels=len(get_task(task).label_names))
-    return DistilBertForSequenceClassification(config)
-
-
-def _random_batch(vocab_size: int, batch_size: int, length: int) -> dict[str, torch.Tensor]:
-    """Random token ids (batch_size, length) and labels 0 (batch_size,), on the run's device."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return {"input_ids": torch.randint(0, vocab_size, (batch_size, length), device=device),
-            "labels": torch.zeros(batch_size, dtype=torch.long, device=device)}
-
-
-def _seconds_per_step(model: torch.nn.Module, batch: dict, timed_steps: int,
-                      precision: str) -> float:
-    """Median seconds of one AdamW step of ``model`` on ``batch``, after one warm-up step."""
-    device = batch["input_ids"].device.type
-    model.to(device).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    seconds = []
-    for step in range(timed_steps + 1):
-        started = time.perf_counter()
-        with autocast(device, precision):
-            loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if step > 0:
-            seconds.append(time.perf_counter() - started)
-    return float(np.median(seconds))
-
-
-@torch.no_grad()
-def _seconds_per_evaluation(model: torch.nn.Module, batch: dict, precision: str) -> float:
-    """Seconds of one forward pass of ``model`` on ``batch`` in eval mode, after a warm-up."""
-    device = batch["input_ids"].device.type
-    model.to(device).eval()
-    for _ in range(2):  # the first pass warms up, the second is timed
-        started = time.perf_counter()
-        with autocast(device, precision):
-            model(**batch)
-        if device == "cuda":
-            torch.cuda.synchronize()
-    return time.perf_counter() - started
-
-
-def _training_arguments(work_dir: Path, settings, learning_rate: float, precision: str,
-                        seed: int, train_examples: int, progress: bool) -> TrainingArguments:
+def _training_arguments(work_dir: Path, settings: RunSettings, precision: str,
+                        train_examples: int, progress: bool) -> TrainingArguments:
     """The Trainer's settings: a checkpoint and an evaluation per epoch, ~40 log points."""
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     steps_per_epoch = -(-train_examples // (settings.batch_size * world_size))
     return TrainingArguments(
         output_dir=str(work_dir / "checkpoints"),
         num_train_epochs=settings.epochs,
-        learning_rate=learning_rate,
+        learning_rate=settings.lr,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size * 2,
         warmup_steps=settings.warmup_fraction,
@@ -415,8 +404,8 @@ def _training_arguments(work_dir: Path, settings, learning_rate: float, precisio
         fp16=precision == "fp16",
         bf16=precision == "bf16",
         use_cpu=not torch.cuda.is_available(),  # also what makes torchrun on CPUs use DDP
-        seed=seed,
-        data_seed=seed,
+        seed=settings.seed,
+        data_seed=settings.seed,
         report_to="none",
         # explicit: by default the Trainer hides its bar whenever transformers' logging is set
         # above warnings (as notebooks do) and prints a dictionary per log step instead
@@ -469,19 +458,33 @@ def _parameter_counts(model: torch.nn.Module) -> dict:
     }
 
 
-def _write_run(run_dir: Path, model, method, config, metrics, table, log_history) -> None:
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log = pd.DataFrame(log_history, columns=None if log_history else ["epoch", "step", "loss"])
-    log.to_csv(run_dir / "log_history.csv", index=False)
-    table.to_csv(run_dir / "predictions.csv", index=False)
-    if method == "lora":
-        save_peft_adapter(model, run_dir / "adapter", base_model_name_or_path=config["model"])
-    elif method == "peft":
-        model.save_pretrained(run_dir / "adapter")
-    elif method == "head":
+def _train_speed(train_metrics: dict) -> dict:
+    return {"train_seconds": float(train_metrics["train_runtime"]),
+            "train_samples_per_second": float(train_metrics["train_samples_per_second"])}
+
+
+def _validation_scores(log_history: list[dict]) -> dict:
+    """The last validation pass's accuracy, macro-F1 and loss (None for a run of 0 epochs)."""
+    evaluations = [entry for entry in log_history if "eval_accuracy" in entry]
+    last = evaluations[-1] if evaluations else {}
+    return {f"validation_{name}": last.get(f"eval_{name}")
+            for name in ("accuracy", "macro_f1", "loss")}
+
+
+def _write_run(run_dir: Path, model, config: dict, metrics: dict, table: pd.DataFrame,
+               log_history: list[dict]) -> None:
+    """Every file of a finished run (``lorakit.run_files``) into ``run_dir``."""
+    write_json(run_dir / CONFIG, config)
+    write_json(run_dir / METRICS, metrics)
+    write_log_history(run_dir, log_history)
+    table.to_csv(run_dir / PREDICTIONS, index=False)
+    if config["method"] == "lora":
+        save_peft_adapter(model, run_dir / ADAPTER, base_model_name_or_path=config["model"])
+    elif config["method"] == "peft":
+        model.save_pretrained(run_dir / ADAPTER)
+    elif config["method"] == "head":
         head = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-        save_file(head, str(run_dir / "head.safetensors"))
+        save_file(head, str(run_dir / HEAD))
 
 
 def predict_logits(model: torch.nn.Module, tokenizer, texts: list[str], max_length: int = 512,

@@ -6,7 +6,7 @@ the series runs in ``offline``: a real pretrained encoder (all-MiniLM-L6-v2 in D
 layout) on the bundled samples, and says so.
 
 It shows where it is: before the first notebook, how long the series' training runs take on this
-machine (each notebook's ``TASK`` and ``RUNS``, timed as ``profile.describe()`` times them);
+machine (each notebook's ``TASK`` and ``RUNS``, timed as ``lorakit.estimate.print_estimate`` times them);
 while a notebook executes, its cells done, the section it is in, the time spent and, once the
 notebook has printed its own estimate, how far along that estimate it is: a bar in a terminal,
 a plain line at most every ten seconds elsewhere (CI, a log file); and a line per notebook as it
@@ -31,13 +31,13 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm import tqdm
 
-from lorakit.profiles import ESTIMATE_CAVEAT, format_duration
+from lorakit.estimate import ESTIMATE_CAVEAT, format_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-# what profile.describe() and the notebooks print before long work: "take about 4 min"
+# what lorakit.estimate.print_estimate and the notebooks print before long work: "take about 4 min"
 PRINTED_ESTIMATE = re.compile(r"\btakes? about (\d+(?:\.\d+)?) (s|min|h)\b")
 UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600}
 PLAIN_LINE_EVERY_S = 10.0
@@ -218,7 +218,7 @@ def announce_series_estimate(notebooks: list[Path], profile: str) -> float:
     plans = {name: plan for name, plan in plans.items() if plan}
     if not plans:
         return 0.0
-    from lorakit.train import estimate_seconds
+    from lorakit.estimate import estimate_seconds
 
     print(f"timing a few training steps per method on this machine ({profile} profile) ...",
           flush=True)

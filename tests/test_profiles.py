@@ -3,14 +3,13 @@
 import http.server
 import socket
 import threading
-from dataclasses import replace
 
 import huggingface_hub.constants
 import pytest
 import torch
 
 from lorakit import profiles
-from lorakit.profiles import ESTIMATE_CAVEAT, PROFILES, resolve_profile
+from lorakit.profiles import PROFILES, resolve_profile
 
 
 def test_environment_variable_wins(monkeypatch):
@@ -58,7 +57,7 @@ def test_overrides_replace_only_what_is_given():
 
 
 def test_describe_says_profile_device_and_sizes(capsys):
-    text = PROFILES["quick"].describe("imdb", estimate=False)
+    text = PROFILES["quick"].describe("imdb")
     assert text == capsys.readouterr().out.strip()
     assert "profile: quick" in text and "device:" in text
     assert "imdb: train examples 1,000" in text and "emotion" not in text
@@ -103,58 +102,6 @@ def test_hub_is_asked_through_huggingface_hubs_endpoint(monkeypatch, local_endpo
                         f"http://127.0.0.1:{closed_port.getsockname()[1]}")
     assert profiles.hub_reachable(timeout=5) is False
     closed_port.close()
-
-
-def test_describe_estimates_the_runs_by_measuring_them(capsys):
-    text = PROFILES["tiny"].describe("emotion", runs=("untrained", "head", "head"))
-    assert "measured here: untrained" in text and "head ×2" in text
-    assert "these 3 runs, evaluations included, take about" in text and ESTIMATE_CAVEAT in text
-
-
-def test_estimate_counts_the_profile_steps_and_evaluations(monkeypatch):
-    from lorakit import train
-
-    monkeypatch.setattr(train.time, "perf_counter", iter(range(0, 10_000, 2)).__next__)
-    seconds = train.estimate_seconds("emotion", ("head", "untrained", "head"), "tiny")
-    settings = PROFILES["tiny"].settings("emotion")  # batch 16, 6 epochs
-    steps = -(-480 // 16) * settings.epochs  # 480 bundled training examples
-    test_batches = -(-120 // 32)  # 120 test examples, evaluated 32 at a time
-    validation_batches = -(-120 // 32) * settings.epochs
-    one_head_run = 2 * (steps + validation_batches + test_batches)  # 2 s per call on the clock
-    assert seconds.step_seconds == {"head": 2}
-    assert seconds.run_seconds == {"head": 2 * one_head_run, "untrained": 2 * test_batches}
-    assert seconds.total == 2 * one_head_run + 2 * test_batches
-
-
-def test_estimate_sizes_the_hub_splits_from_the_dataset_cards():
-    from lorakit.data import split_sizes
-
-    assert split_sizes("imdb", "full") == {"train": 22_500, "validation": 2_500, "test": 25_000}
-    assert split_sizes("emotion", "full") == {"train": 16_000, "validation": 2_000, "test": 2_000}
-    assert split_sizes("imdb", "quick") == {"train": 1_000, "validation": 500, "test": 500}
-
-
-def test_estimate_refuses_unknown_runs():
-    from lorakit import train
-
-    with pytest.raises(ValueError, match=r"cannot estimate runs \['lorra'\]; name methods"):
-        train.estimate_seconds("emotion", ("lorra",), "tiny")
-
-
-def test_estimate_on_the_hub_profiles_builds_distilbert_base_without_a_download(monkeypatch):
-    from lorakit import train
-
-    built = []
-    real_architecture = train._architecture
-    monkeypatch.setattr(train, "_architecture",
-                        lambda task, profile: built.append(real_architecture(task, profile))
-                        or built[-1])
-    small = replace(PROFILES["quick"].tasks["emotion"], batch_size=2, max_length=16)
-    quick = replace(PROFILES["quick"], tasks={"emotion": small})
-    seconds = train.estimate_seconds("emotion", ("lora",), quick, timed_steps=1)
-    assert seconds.total == seconds.run_seconds["lora"] > seconds.step_seconds["lora"] > 0
-    config = built[0].config
-    assert (config.n_layers, config.dim, config.hidden_dim, config.num_labels) == (6, 768, 3072, 6)
 
 
 def test_full_profile_settings_fit_distilbert_base(distilbert_base_sized):

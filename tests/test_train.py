@@ -221,3 +221,51 @@ def test_progress_is_a_bar_or_nothing(progress, tmp_path, capfd):
         assert "it/s]" in printed.err or "s/it]" in printed.err
     else:
         assert printed.out + printed.err == ""
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_metrics_hold_the_last_validation_pass_and_the_run_time(runs, method):
+    result = runs[method]
+    evaluations = result.log_history.dropna(subset=["eval_accuracy"]).sort_values("epoch")
+    assert len(evaluations) == 1  # one epoch, one validation pass
+    last = evaluations.iloc[-1]
+    assert result.metrics["validation_accuracy"] == pytest.approx(last["eval_accuracy"])
+    assert result.metrics["validation_macro_f1"] == pytest.approx(last["eval_macro_f1"])
+    assert result.metrics["validation_loss"] == pytest.approx(last["eval_loss"])
+    assert result.metrics["run_seconds"] > result.metrics["train_seconds"] > 0
+    assert result.log_history.equals(pd.read_csv(result.run_dir / "log_history.csv"))
+
+
+def test_reuse_returns_the_finished_run_of_the_same_settings(runs):
+    trained = runs["lora"]
+    output_dir = trained.run_dir.parent.parent
+    before = (trained.run_dir / "metrics.json").stat().st_mtime_ns
+    again = run("emotion", "lora", r=4, alpha=8, output_dir=output_dir, reuse=True, **FAST)
+    assert again.reused and again.model is None and again.run_dir == trained.run_dir
+    assert again.metrics == json.loads((trained.run_dir / "metrics.json").read_text())
+    assert again.predictions["prediction_id"].tolist() == (
+        trained.predictions["prediction_id"].tolist())
+    assert (trained.run_dir / "metrics.json").stat().st_mtime_ns == before, "nothing rewritten"
+
+
+def test_reuse_does_not_take_a_run_of_other_settings(runs):
+    output_dir = runs["head"].run_dir.parent.parent
+    other = FAST | {"max_train": 48}  # same run name, other data: not the same run
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        run("emotion", "head", r=4, alpha=8, output_dir=output_dir, reuse=True, **other)
+
+
+def test_every_lora_dropout_default_is_the_same():
+    import inspect
+
+    from lorakit import cli
+    from lorakit.lora import LoRALinear, inject_lora
+    from lorakit.models import prepare_model
+    from lorakit.train import run_settings
+
+    defaults = {function.__qualname__: inspect.signature(function).parameters["dropout"].default
+                for function in (LoRALinear.__init__, inject_lora, prepare_model, run,
+                                 run_settings)}
+    defaults["lorakit train --dropout"] = cli.build_parser().parse_args(
+        ["train", "--task", "emotion"]).dropout
+    assert set(defaults.values()) == {0.0}, defaults

@@ -1,0 +1,67 @@
+"""The files of a run directory, named once: ``lorakit.train`` writes them, ``report`` and
+``analysis`` read them::
+
+    runs/<task>/<run-name>/
+      config.json        everything needed to repeat the run (library versions, device included)
+      metrics.json       test accuracy, macro-F1, per-class F1, validation scores, parameters,
+                         time, throughput, memory
+      log_history.csv    the Trainer's log, for training curves
+      predictions.csv    text, label, prediction, per-class probabilities, per-example loss
+      adapter/           LoRA methods: adapter_model.safetensors + adapter_config.json (PEFT format)
+      head.safetensors   head-only runs: the trained head's tensors
+
+While a run trains it lives in ``<run-name>.incomplete/``, so a failed run never looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+LOG_HISTORY = "log_history.csv"
+PREDICTIONS = "predictions.csv"
+ADAPTER = "adapter"
+HEAD = "head.safetensors"
+INCOMPLETE_SUFFIX = ".incomplete"
+
+
+def run_directories(output_dir, task: str, run_name: str, resume: bool,
+                    overwrite: bool) -> tuple[Path, Path]:
+    """``(final, working)``: where the run ends up and where it lives while it trains.
+
+    Raises FileExistsError, naming the flag that allows it, when ``final`` exists without
+    ``overwrite`` or an interrupted run is in ``working`` without ``resume`` or ``overwrite``.
+    """
+    final = Path(output_dir) / task / run_name
+    working = final.with_name(final.name + INCOMPLETE_SUFFIX)
+    if final.exists() and not overwrite:
+        raise FileExistsError(
+            f"run directory {final} already exists; pass overwrite=True (--overwrite) to replace "
+            "it, or choose another run_name / output_dir"
+        )
+    if working.exists() and not (resume or overwrite):
+        raise FileExistsError(
+            f"an interrupted run is in {working}; pass resume=True (--resume) to continue it from "
+            "its last checkpoint, or overwrite=True (--overwrite) to start again"
+        )
+    return final, working
+
+
+def write_json(path: Path, data: dict) -> None:
+    """``data`` as indented JSON with a final newline (config.json, metrics.json)."""
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_log_history(run_dir: Path, log_history: list[dict]) -> None:
+    """The Trainer's log as log_history.csv; a run of 0 epochs gets the header alone."""
+    log = pd.DataFrame(log_history, columns=None if log_history else ["epoch", "step", "loss"])
+    log.to_csv(run_dir / LOG_HISTORY, index=False)
+
+
+def read_log_history(run_dir) -> pd.DataFrame:
+    """A run's log_history.csv: one row per log step or evaluation (``plots.training_curves``)."""
+    return pd.read_csv(Path(run_dir) / LOG_HISTORY)
