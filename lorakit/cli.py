@@ -106,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="one fine-tuning run → runs/<task>/<run-name>/")
-    train.add_argument("--method", choices=METHODS, default="lora")
-    train.add_argument("--rank", type=_setting("r"), default=8, help="LoRA rank r")
+    train.add_argument("--method", choices=METHODS, default="lora",
+                       help="lora (from scratch), peft, full, head, or a LoRA variant: dora, "
+                            "pissa, loraplus, vera, ia3 (lorakit.models says what each does)")
+    train.add_argument("--rank", type=_setting("r"), default=8,
+                       help="LoRA rank r (VeRA: the length of its trained vectors)")
     train.add_argument("--alpha", type=_setting("alpha"), default=16, help="LoRA alpha")
     train.add_argument("--run-name", help="default: <method>-r<rank>-a<alpha>-seed<seed>")
     _add_run_options(train)

@@ -52,6 +52,8 @@ class LoRALinear(nn.Module):
     the base output's dtype before it is added.
     """
 
+    dora = False  # DoRALinear (lorakit.variants) says True
+
     def __init__(
         self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0, rslora: bool = False
     ):
@@ -120,6 +122,7 @@ class LoRASettings:
     dropout: float
     rslora: bool
     train_modules: tuple[str, ...]
+    dora: bool = False
 
 
 def _name_matches(name: str, suffix: str) -> bool:
@@ -181,6 +184,7 @@ def inject_lora(
     rslora: bool = False,
     *,
     train_modules,
+    layer: type[LoRALinear] = LoRALinear,
 ) -> nn.Module:
     """Wrap every ``nn.Linear`` whose name ends with a target in a ``LoRALinear``, in place.
 
@@ -193,6 +197,8 @@ def inject_lora(
         targets: name suffixes such as ``("q_lin", "v_lin", "lin1", "lin2")``.
         r, alpha, dropout, rslora: as in ``LoRALinear``.
         train_modules: name suffixes of modules to train fully; ``()`` for none.
+        layer: the class that wraps each target, ``LoRALinear`` or a subclass such as
+            ``lorakit.variants.DoRALinear``.
 
     Returns the same model, with ``model.lora_settings`` recording what was done.
     """
@@ -215,10 +221,11 @@ def inject_lora(
 
     model.requires_grad_(False)
     for name, linear in to_wrap.items():
-        _replace_module(model, name, LoRALinear(linear, r, alpha, dropout, rslora))
+        _replace_module(model, name, layer(linear, r, alpha, dropout, rslora))
     for module in head:
         module.requires_grad_(True)
-    model.lora_settings = LoRASettings(targets, r, alpha, dropout, rslora, train_modules)
+    model.lora_settings = LoRASettings(targets, r, alpha, dropout, rslora, train_modules,
+                                       dora=layer.dora)
     return model
 
 
@@ -277,11 +284,12 @@ def count_parameters(model: nn.Module) -> ParameterCount:
     """
     rows: dict[tuple[str, tuple[int, ...], bool], int] = {}
     trainable = total = lora = 0
+    adapter_names = set(adapter_parameter_names(model))
     for name, param in model.named_parameters():
         n = param.numel()
         total += n
         trainable += n if param.requires_grad else 0
-        lora += n if name.endswith(("lora_A", "lora_B")) else 0
+        lora += n if name in adapter_names else 0
         key = (re.sub(r"\.\d+\.", ".*.", name), tuple(param.shape), param.requires_grad)
         rows[key] = rows.get(key, 0) + 1
     kinds = [
@@ -299,14 +307,20 @@ def _lora_and_head_names(model: nn.Module) -> list[str]:
             f"{type(model).__name__} has no LoRA layers (model.lora_settings is missing); "
             "call inject_lora(model, targets, r, alpha) first"
         )
+    adapter_names = set(adapter_parameter_names(model))
     names = []
     for name, _ in model.named_parameters():
         module_name = name.rpartition(".")[0]
-        is_lora = name.endswith(("lora_A", "lora_B"))
         is_head = any(_name_matches(module_name, s) for s in settings.train_modules)
-        if is_lora or is_head:
+        if name in adapter_names or is_head:
             names.append(name)
     return names
+
+
+def adapter_parameter_names(model: nn.Module) -> list[str]:
+    """The names of the parameters the LoRA layers add (A, B, and DoRA's magnitudes)."""
+    return [f"{name}.{param_name}" for name, layer in lora_layers(model).items()
+            for param_name, _ in layer.named_parameters(recurse=False)]
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,10 +1,17 @@
-"""The base model and tokenizer for a profile, and the four ways to fine-tune it.
+"""The base model and tokenizer for a profile, and the ways to fine-tune it.
 
-Methods:
-    lora  LoRA from scratch (``lorakit.lora.inject_lora``), head trained fully
-    peft  the same LoRA through ``peft.LoraConfig`` / ``get_peft_model``
-    full  every weight trains
-    head  only the classification head (DistilBERT: ``pre_classifier`` + ``classifier``) trains
+Methods (the head, DistilBERT's ``pre_classifier`` + ``classifier``, trains fully in each):
+    lora      LoRA from scratch (``lorakit.lora.inject_lora``)
+    peft      the same LoRA through ``peft.LoraConfig`` / ``get_peft_model``
+    full      every weight trains
+    head      only the classification head trains
+    dora      DoRA from scratch (``lorakit.variants.DoRALinear``): LoRA plus a learned length
+              per output row
+    pissa     LoRA started from W's top-r singular triplets (``lorakit.variants.pissa_init_``)
+    loraplus  LoRA whose B learns ``LORAPLUS_RATIO`` times faster than A (the optimizer:
+              ``lorakit.variants.loraplus_parameter_groups``)
+    vera      VeRA through PEFT: frozen random A and B shared by every layer, trained scales
+    ia3       IA³ through PEFT: trained scales of the keys, values and feed-forward inputs
 
 Every profile's base has distilbert-base-uncased's module names. ``offline`` loads
 all-MiniLM-L6-v2 converted into DistilBERT's layout (``lorakit.minilm``, built from a PyPI wheel);
@@ -18,7 +25,7 @@ import functools
 import warnings
 from pathlib import Path
 
-from peft import get_peft_model
+from peft import IA3Config, VeraConfig, get_peft_model
 from torch import nn
 from transformers import (
     AutoModelForSequenceClassification,
@@ -30,11 +37,23 @@ from transformers.utils import logging as transformers_logging
 
 from lorakit import minilm
 from lorakit.data import FIXTURES_DIR, HubUnavailableError, get_task
-from lorakit.lora import LoRASettings, check_lora_hyperparameters, find_target_linears, inject_lora
+from lorakit.lora import (
+    LoRALinear,
+    LoRASettings,
+    check_lora_hyperparameters,
+    find_target_linears,
+    inject_lora,
+)
 from lorakit.peft_format import lora_config
 from lorakit.profiles import METHODS, OFFLINE_MODEL, TINY_MODEL, resolve_profile
+from lorakit.variants import DoRALinear, pissa_layers_init_
 
 DEFAULT_TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
+# IA³ scales the keys, the values and the feed-forward activations (Liu et al., 2022, "Few-Shot
+# Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning"): in
+# DistilBERT k_lin, v_lin and the input of lin2.
+IA3_TARGETS, IA3_FEEDFORWARD = ("k_lin", "v_lin", "lin2"), ("lin2",)
+LORAPLUS_RATIO = 16  # B's learning rate over A's: the LoRA+ paper's recommended ratio
 HEAD_NAMES = ("pre_classifier", "classifier", "score")
 TINY_MODEL_DIR = FIXTURES_DIR / "tiny_model"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -137,7 +156,7 @@ def head_modules(model: nn.Module) -> tuple[str, ...]:
 
 
 def check_method(method: str) -> str:
-    """Return ``method`` if it is one of the four, else raise a ValueError listing them."""
+    """Return ``method`` if it is one of ``METHODS``, else raise a ValueError listing them."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     return method
@@ -154,21 +173,21 @@ def prepare_model(
 ) -> nn.Module:
     """Make ``model`` ready to fine-tune with ``method``; returns the model to train.
 
-    ``lora`` and ``head`` change the model in place; ``peft`` wraps it in a ``PeftModel``.
-    ``r``, ``alpha``, ``targets``, ``dropout`` and ``rslora`` matter for the LoRA methods only.
+    lorakit's methods change the model in place; ``peft``, ``vera`` and ``ia3`` wrap it in a
+    ``PeftModel``. ``r``, ``alpha``, ``targets``, ``dropout`` and ``rslora`` set the LoRA
+    methods; VeRA takes ``r``, ``targets`` and ``dropout``; IA³ has its own targets
+    (``IA3_TARGETS``). A ``pissa`` model keeps its starting factors in ``model.pissa_start``,
+    which a standard adapter needs (``lorakit.variants.pissa_as_lora``).
     """
     head = head_modules(model)
-    if check_method(method) == "lora":
-        return inject_lora(model, targets, r, alpha, dropout, rslora, train_modules=head)
-    if method == "peft":
-        check_lora_hyperparameters(r, alpha, dropout)
-        find_target_linears(model, targets)  # PEFT's own error for a bad target says less
-        settings = LoRASettings(tuple(targets), r, alpha, dropout, rslora, train_modules=head)
-        config = lora_config(settings, task_type="SEQ_CLS")
-        with warnings.catch_warnings():  # PEFT reads an attribute transformers 5 deprecated
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
-                                    category=FutureWarning)
-            return get_peft_model(model, config)
+    if check_method(method) in ("lora", "loraplus", "dora", "pissa"):
+        layer = DoRALinear if method == "dora" else LoRALinear
+        inject_lora(model, targets, r, alpha, dropout, rslora, train_modules=head, layer=layer)
+        if method == "pissa":
+            model.pissa_start = pissa_layers_init_(model)
+        return model
+    if method in ("peft", "vera", "ia3"):
+        return _peft_model(model, method, r, alpha, targets, dropout, rslora, head)
     model.requires_grad_(method == "full")
     if method == "head":
         for name, module in model.named_modules():
@@ -176,3 +195,23 @@ def prepare_model(
                 module.requires_grad_(True)
     return model
 
+
+def _peft_model(model: nn.Module, method: str, r: int, alpha: float, targets, dropout: float,
+                rslora: bool, head: tuple[str, ...]) -> nn.Module:
+    """``model`` wrapped by PEFT for ``peft`` (LoRA), ``vera`` or ``ia3``, its head trained."""
+    if method == "ia3":
+        config = IA3Config(task_type="SEQ_CLS", target_modules=list(IA3_TARGETS),
+                           feedforward_modules=list(IA3_FEEDFORWARD), modules_to_save=list(head))
+    else:
+        check_lora_hyperparameters(r, alpha, dropout)
+        find_target_linears(model, targets)  # PEFT's own error for a bad target says less
+        if method == "peft":
+            settings = LoRASettings(tuple(targets), r, alpha, dropout, rslora, train_modules=head)
+            config = lora_config(settings, task_type="SEQ_CLS")
+        else:
+            config = VeraConfig(task_type="SEQ_CLS", r=r, target_modules=list(targets),
+                                vera_dropout=dropout, modules_to_save=list(head))
+    with warnings.catch_warnings():  # PEFT reads an attribute transformers 5 deprecated
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
+                                category=FutureWarning)
+        return get_peft_model(model, config)

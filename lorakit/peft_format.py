@@ -9,14 +9,16 @@ lorakit and PEFT describe the same LoRA with different names. The arguments:
     dropout                 lora_dropout
     rslora                  use_rslora
     train_modules           modules_to_save
+    dora                    use_dora         (inject_lora(..., layer=DoRALinear))
 
 and the parameters, for a target ``X`` and a fully trained module ``H`` (every PEFT name
 starts with ``base_model.model.``):
 
-    lorakit     PEFT, in a PeftModel              PEFT, in an adapter file
-    X.lora_A    X.lora_A.default.weight           X.lora_A.weight
-    X.lora_B    X.lora_B.default.weight           X.lora_B.weight
-    H.weight    H.modules_to_save.default.weight  H.weight
+    lorakit                    PEFT, in a PeftModel                      PEFT, in a file
+    X.lora_A                   X.lora_A.default.weight                   X.lora_A.weight
+    X.lora_B                   X.lora_B.default.weight                   X.lora_B.weight
+    X.lora_magnitude_vector    X.lora_magnitude_vector.default.weight    (as lorakit)
+    H.weight                   H.modules_to_save.default.weight          H.weight
 
 ``default`` is PEFT's name for a model's first adapter. Everything here goes through the two
 tables above (``PEFT_ARGUMENTS``, ``lorakit_name`` / ``peft_file_key``), so the mapping is
@@ -26,8 +28,9 @@ written once.
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -35,7 +38,15 @@ from peft import LoraConfig
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lorakit.lora import LoRASettings, inject_lora, load_lora_state_dict, lora_state_dict
+from lorakit.lora import (
+    LoRALinear,
+    LoRASettings,
+    inject_lora,
+    load_lora_state_dict,
+    lora_layers,
+    lora_state_dict,
+)
+from lorakit.variants import DoRALinear, pissa_as_lora
 
 PEFT_ARGUMENTS = {  # lorakit's argument name → LoraConfig's
     "targets": "target_modules",
@@ -44,11 +55,13 @@ PEFT_ARGUMENTS = {  # lorakit's argument name → LoraConfig's
     "dropout": "lora_dropout",
     "rslora": "use_rslora",
     "train_modules": "modules_to_save",
+    "dora": "use_dora",
 }
 PEFT_PREFIX = "base_model.model."  # PeftModel → its LoraModel → the model it adapts
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 _LORA_MATRIX = re.compile(r"(^|\.)(lora_[AB])(\.default)?\.weight$")
+_MAGNITUDE = re.compile(r"(^|\.)lora_magnitude_vector\.default\.weight$")  # DoRA's m
 
 
 def lorakit_name(peft_name: str) -> str:
@@ -59,6 +72,7 @@ def lorakit_name(peft_name: str) -> str:
     prefix (a model given to ``peft.inject_adapter_in_model``) map the same way.
     """
     name = peft_name.removeprefix(PEFT_PREFIX).replace(".modules_to_save.default.", ".")
+    name = _MAGNITUDE.sub(r"\1lora_magnitude_vector", name)
     return _LORA_MATRIX.sub(r"\1\2", name)
 
 
@@ -82,7 +96,8 @@ def lora_config(settings: LoRASettings, **peft_only) -> LoraConfig:
 
 def settings_from_config(config: dict) -> dict:
     """lorakit's settings from an ``adapter_config.json`` (a dict), by ``PEFT_ARGUMENTS``."""
-    defaults = {"lora_dropout": 0.0, "use_rslora": False, "modules_to_save": None}
+    defaults = {"lora_dropout": 0.0, "use_rslora": False, "modules_to_save": None,
+                "use_dora": False}
     return {name: config.get(peft, defaults.get(peft)) for name, peft in PEFT_ARGUMENTS.items()}
 
 
@@ -112,17 +127,31 @@ def save_peft_adapter(model: nn.Module, path, base_model_name_or_path: str | Non
     """Write ``adapter_model.safetensors`` and ``adapter_config.json`` in PEFT's format.
 
     ``peft.PeftModel.from_pretrained(base_model, path)`` loads the result; so does
-    ``load_peft_adapter``. Returns the directory written.
+    ``load_peft_adapter``. A PiSSA model (``model.pissa_start``, see ``lorakit.models``) has
+    changed its base weights, so its adapter is saved as the standard rank-2r update of the
+    original ones (``lorakit.variants.pissa_as_lora``). Returns the directory written.
     """
-    state = lora_state_dict(model)
+    state, settings = lora_state_dict(model), model.lora_settings
+    if getattr(model, "pissa_start", None) is not None:
+        state, settings = _pissa_as_standard_lora(model, state, settings)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    config = lora_config(model.lora_settings, task_type="SEQ_CLS",
+    config = lora_config(settings, task_type="SEQ_CLS",
                          base_model_name_or_path=base_model_name_or_path)
     config.save_pretrained(str(path))
     tensors = {peft_file_key(name): t.contiguous() for name, t in state.items()}
     save_file(tensors, str(path / ADAPTER_WEIGHTS), metadata={"format": "pt"})
     return path
+
+
+def _pissa_as_standard_lora(model: nn.Module, state: dict, settings: LoRASettings):
+    """The state and settings of a rank-2r LoRA with the same scale, relative to the original W."""
+    state = dict(state)
+    for name, layer in lora_layers(model).items():
+        state[f"{name}.lora_A"], state[f"{name}.lora_B"] = pissa_as_lora(
+            layer, model.pissa_start[name])
+    same_scale = math.sqrt(2) if settings.rslora else 2  # alpha / sqrt(r) or alpha / r unchanged
+    return state, replace(settings, r=2 * settings.r, alpha=settings.alpha * same_scale)
 
 
 def read_peft_adapter(path) -> tuple[LoRASettings, dict[str, torch.Tensor]]:
@@ -137,10 +166,10 @@ def read_peft_adapter(path) -> tuple[LoRASettings, dict[str, torch.Tensor]]:
     config = json.loads((path / ADAPTER_CONFIG).read_text())
     if config.get("peft_type") != "LORA":
         raise ValueError(f"{path} holds a {config.get('peft_type')!r} adapter, not a LoRA one")
-    if config.get("rank_pattern") or config.get("alpha_pattern") or config.get("use_dora"):
+    if config.get("rank_pattern") or config.get("alpha_pattern"):
         raise ValueError(
-            f"{path} uses per-layer ranks, per-layer alphas or DoRA, which lorakit does not "
-            "implement; load it with peft.PeftModel.from_pretrained instead"
+            f"{path} uses per-layer ranks or alphas, which lorakit does not implement; load it "
+            "with peft.PeftModel.from_pretrained instead"
         )
     if isinstance(config["target_modules"], str):
         raise ValueError(
@@ -149,7 +178,7 @@ def read_peft_adapter(path) -> tuple[LoRASettings, dict[str, torch.Tensor]]:
             "instead"
         )
     state = {lorakit_name(k): v for k, v in load_file(str(path / ADAPTER_WEIGHTS)).items()}
-    fully_trained = {k.rpartition(".")[0].rsplit(".", 1)[-1] for k in state if "lora_" not in k}
+    fully_trained = {k.rpartition(".")[0].rsplit(".", 1)[-1] for k in state if ".lora_" not in k}
     settings = settings_from_config(config)
     settings["targets"] = tuple(sorted(settings["targets"]))
     settings["train_modules"] = tuple(sorted(fully_trained))  # what the file holds
@@ -164,7 +193,9 @@ def load_peft_adapter(model: nn.Module, path) -> nn.Module:
     """
     settings, state = read_peft_adapter(path)
     if getattr(model, "lora_settings", None) is None:
-        inject_lora(model, **asdict(settings))
+        fields = asdict(settings)
+        layer = DoRALinear if fields.pop("dora") else LoRALinear
+        inject_lora(model, **fields, layer=layer)
     params = dict(model.named_parameters())
     unknown = sorted(set(state) - set(params))
     if unknown:

@@ -28,7 +28,7 @@ RUNS_DIR_VARIABLE = "LORAKIT_RUNS_DIR"
 OFFLINE_MODEL = "lorakit/all-MiniLM-L6-v2-distilbert"  # lorakit.minilm builds it from a wheel
 TINY_MODEL = "lorakit/tiny-distilbert"  # lorakit/fixtures/tiny_model
 DISTILBERT = "distilbert/distilbert-base-uncased"  # the namespaced id: no redirect on the Hub
-METHODS = ("lora", "peft", "full", "head")
+METHODS = ("lora", "peft", "full", "head", "dora", "pissa", "loraplus", "vera", "ia3")
 DATA_SOURCES = {"fixtures": "bundled samples in lorakit/fixtures", "hub": "the Hugging Face Hub"}
 
 
@@ -94,6 +94,23 @@ class Profile:
         return text
 
 
+# Each LoRA variant's rate as a multiple of LoRA's, measured on the offline profile's Emotion
+# samples and chosen on the validation split (benchmarks/variant_rates.py; its table is in
+# benchmarks/results/variant_rates.md): DoRA at LoRA's rate, PiSSA at a third of it (it starts
+# from W's principal part, so each step moves more), LoRA+ at a sixth (A's rate; B's is 16 times
+# larger), VeRA at 33 times and IA³ at 10 times (they train scaling vectors only). The other
+# profiles use the same factors without having measured them; LoRA+'s agrees with PEFT's advice
+# to start it below LoRA's rate (the docstring of peft.optimizers.create_loraplus_optimizer).
+VARIANT_RATE_FACTORS = {"dora": 1.0, "pissa": 1 / 3, "loraplus": 1 / 6, "vera": 100 / 3,
+                        "ia3": 10.0}
+
+
+def with_variant_rates(rates: dict[str, float]) -> dict[str, float]:
+    """``rates`` plus one per variant: its factor times LoRA's, to two significant digits."""
+    return rates | {method: float(f"{rates['lora'] * factor:.2g}")
+                    for method, factor in VARIANT_RATE_FACTORS.items()}
+
+
 # Sources for the `full` settings:
 # - IMDB, max length 512 and 2 epochs: DistilBERT's paper fine-tunes on IMDb at full length
 #   (Sanh et al., 2019, "DistilBERT, a distilled version of BERT", table 2: 92.82% accuracy).
@@ -103,14 +120,18 @@ class Profile:
 # - LoRA learning rates around 5e-4: Hu et al. (2021), "LoRA", appendix D (RoBERTa-base, 4e-4
 #   to 5e-4); Emotion's small, short examples take 1e-3.
 # - Head-only training uses a larger rate, since only a small freshly initialised head learns.
+# - The LoRA variants' rates (dora, pissa, loraplus, vera, ia3) are LoRA's times a factor
+#   measured offline (VARIANT_RATE_FACTORS below): not measured on the Hub profiles.
 FULL_TASKS = {
     "imdb": TaskSettings(
         max_train=None, max_eval=None, max_length=512, epochs=2, batch_size=16,
-        learning_rates={"lora": 5e-4, "peft": 5e-4, "full": 2e-5, "head": 1e-3},
+        learning_rates=with_variant_rates({"lora": 5e-4, "peft": 5e-4, "full": 2e-5,
+                                           "head": 1e-3}),
     ),
     "emotion": TaskSettings(
         max_train=None, max_eval=None, max_length=128, epochs=4, batch_size=32,
-        learning_rates={"lora": 1e-3, "peft": 1e-3, "full": 2e-5, "head": 2e-3},
+        learning_rates=with_variant_rates({"lora": 1e-3, "peft": 1e-3, "full": 2e-5,
+                                           "head": 2e-3}),
     ),
 }
 
@@ -120,10 +141,11 @@ FULL_TASKS = {
 # the steps warming up lets LoRA take 3e-3 (IMDB-like LoRA over seeds 0-4: 0.850-0.875 test
 # accuracy, against 0.831-0.869 at 2e-3 with 6% warmup). IMDB-like reviews are cut at 128 tokens:
 # about half are longer, so truncation costs something, as it does on IMDB.
-OFFLINE_LEARNING_RATES = {"lora": 3e-3, "peft": 3e-3, "full": 2e-4, "head": 5e-3}
+OFFLINE_LEARNING_RATES = with_variant_rates({"lora": 3e-3, "peft": 3e-3, "full": 2e-4,
+                                             "head": 5e-3})
 OFFLINE_WARMUP = 0.2
 # The tiny test model was pretrained on a few hundred texts only; it needs larger steps.
-TINY_LEARNING_RATES = {"lora": 1e-2, "peft": 1e-2, "full": 1e-3, "head": 1e-2}
+TINY_LEARNING_RATES = with_variant_rates({"lora": 1e-2, "peft": 1e-2, "full": 1e-3, "head": 1e-2})
 
 PROFILES = {
     "offline": Profile(

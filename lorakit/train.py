@@ -42,7 +42,13 @@ from lorakit.metrics import (
     prediction_table,
     trainer_compute_metrics,
 )
-from lorakit.models import DEFAULT_TARGETS, check_method, load_base, prepare_model
+from lorakit.models import (
+    DEFAULT_TARGETS,
+    LORAPLUS_RATIO,
+    check_method,
+    load_base,
+    prepare_model,
+)
 from lorakit.peft_format import save_peft_adapter
 from lorakit.precision import current_precision
 from lorakit.profiles import device_description, resolve_profile, runs_dir
@@ -58,8 +64,11 @@ from lorakit.run_files import (
     write_log_history,
 )
 from lorakit.settings import check_fits_model, check_run_settings
+from lorakit.variants import loraplus_parameter_groups
 
-LORA_METHODS = ("lora", "peft")
+LORA_METHODS = ("lora", "peft", "dora", "pissa", "loraplus")  # the methods with a rank and alpha
+PEFT_METHODS = ("peft", "vera", "ia3")  # PEFT's models, saved by PEFT
+WEIGHT_DECAY = 0.01
 
 
 class NonFiniteLossError(RuntimeError):
@@ -86,9 +95,11 @@ class CheckedTrainer(Trainer):
 
 
 def default_run_name(method: str, r: int, alpha: float, seed: int) -> str:
-    """E.g. ``lora-r8-a16-seed0``; ``full-seed0`` for methods without a rank."""
-    lora_part = f"-r{r}-a{alpha:g}" if method in LORA_METHODS else ""
-    return f"{method}{lora_part}-seed{seed}"
+    """E.g. ``lora-r8-a16-seed0``, ``vera-r256-seed0``; ``full-seed0`` for methods without a
+    rank."""
+    if method in LORA_METHODS:
+        return f"{method}-r{r}-a{alpha:g}-seed{seed}"
+    return f"{method}{f'-r{r}' if method == 'vera' else ''}-seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -281,7 +292,7 @@ def run(
     precision = current_precision()
     args = _training_arguments(work_dir, settings, precision, len(tokenized["train"]), progress)
     state = _claim_work_dir(final_dir, work_dir, overwrite, resume)
-    trainer = _trainer(trained, args, tokenized, tokenizer, progress)
+    trainer = _trainer(trained, args, tokenized, tokenizer, progress, _optimizer(trained, settings))
     checkpoint = get_last_checkpoint(args.output_dir) if resume and Path(
         args.output_dir).is_dir() else None
     memory_kind = reset_peak_memory()
@@ -354,8 +365,18 @@ def _claim_work_dir(final_dir: Path, work_dir: Path, overwrite: bool,
     return state
 
 
-def _trainer(model, args: TrainingArguments, tokenized, tokenizer, progress: bool) -> Trainer:
-    """A ``CheckedTrainer`` on the train split, evaluating on validation after every epoch."""
+def _optimizer(model, settings: RunSettings) -> torch.optim.Optimizer | None:
+    """LoRA+'s AdamW (B at ``LORAPLUS_RATIO`` times A's rate); None: the Trainer's own AdamW."""
+    if settings.method != "loraplus":
+        return None
+    groups = loraplus_parameter_groups(model, settings.lr, LORAPLUS_RATIO, WEIGHT_DECAY)
+    return torch.optim.AdamW(groups, lr=settings.lr)
+
+
+def _trainer(model, args: TrainingArguments, tokenized, tokenizer, progress: bool,
+             optimizer: torch.optim.Optimizer | None) -> Trainer:
+    """A ``CheckedTrainer`` on the train split, evaluating on validation after every epoch;
+    ``optimizer`` replaces the Trainer's AdamW (its schedule still applies)."""
     trainer = CheckedTrainer(
         model=model,
         args=args,
@@ -364,6 +385,7 @@ def _trainer(model, args: TrainingArguments, tokenized, tokenizer, progress: boo
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=trainer_compute_metrics,
         processing_class=tokenizer,
+        optimizers=(optimizer, None),
     )
     if not progress:  # without a bar the Trainer prints every log line instead: nothing at all
         trainer.remove_callback(PrinterCallback)
@@ -395,7 +417,7 @@ def _training_arguments(work_dir: Path, settings: RunSettings, precision: str,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size * 2,
         warmup_steps=settings.warmup_fraction,
-        weight_decay=0.01,
+        weight_decay=WEIGHT_DECAY,
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=1,
@@ -478,10 +500,10 @@ def _write_run(run_dir: Path, model, config: dict, metrics: dict, table: pd.Data
     write_json(run_dir / METRICS, metrics)
     write_log_history(run_dir, log_history)
     table.to_csv(run_dir / PREDICTIONS, index=False)
-    if config["method"] == "lora":
-        save_peft_adapter(model, run_dir / ADAPTER, base_model_name_or_path=config["model"])
-    elif config["method"] == "peft":
+    if config["method"] in PEFT_METHODS:
         model.save_pretrained(run_dir / ADAPTER)
+    elif config["method"] in LORA_METHODS:
+        save_peft_adapter(model, run_dir / ADAPTER, base_model_name_or_path=config["model"])
     elif config["method"] == "head":
         head = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
         save_file(head, str(run_dir / HEAD))

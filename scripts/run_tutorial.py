@@ -6,7 +6,7 @@ the series runs in ``offline``: a real pretrained encoder (all-MiniLM-L6-v2 in D
 layout) on the bundled samples, and says so.
 
 It shows where it is: before the first notebook, how long the series' training runs take on this
-machine (each notebook's ``TASK`` and ``RUNS``, timed as ``lorakit.estimate.print_estimate`` times them);
+machine (each notebook's ``TASK`` and ``RUNS``, timed as ``estimate.print_estimate`` times them);
 while a notebook executes, its cells done, the section it is in, the time spent and, once the
 notebook has printed its own estimate, how far along that estimate it is: a bar in a terminal,
 a plain line at most every ten seconds elsewhere (CI, a log file); and a line per notebook as it

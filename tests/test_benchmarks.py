@@ -25,7 +25,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # wait for a descheduled thread. The fixture gives the session its thread count back.
 QUICK = ["--quick", "--repeats", "5", "--warmup", "1", "--device", "cpu", "--threads", "1"]
 VERDICTS = {"yes", "within spread", "no"}
-BENCHMARKS_RUN = ("layer", "train_step", "inference", "notebooks", "offline_profile")
+BENCHMARKS_RUN = ("layer", "train_step", "inference", "notebooks", "offline_profile",
+                  "variant_rates")
 SCRIPTS = ("common", *BENCHMARKS_RUN, "readme")
 
 
@@ -190,6 +191,18 @@ def test_offline_profile_benchmark_summarises_each_method_over_seeds(scripts, tm
     assert payload["machine"]["precision"] == payload["records"][0]["precision"]
     assert "not IMDB or Emotion results" in markdown
     assert re.search(r"^\|(-{3,}:?\|)+$", markdown, re.MULTILINE), "a Markdown table"
+
+
+def test_variant_rates_benchmark_chooses_each_rate_on_validation(scripts, tmp_path):
+    module = scripts["variant_rates"]
+    results = module.main(["--quick", "--methods", "dora,ia3", "--results-dir", str(tmp_path)])
+    payload, markdown = written(tmp_path, "variant_rates")
+    assert payload["records"] == results["records"] and payload["profile"] == "tiny"
+    assert [r["method"] for r in payload["records"]] == ["dora", "ia3"]
+    records = [{"method": "m", "lr": lr, "validation_macro_f1": f1}
+               for lr, f1 in ((1e-3, 0.5), (3e-3, 0.8), (1e-2, 0.8))]
+    assert module.best_rates(records) == {"m": 3e-3}, "the best, the first of a tie"
+    assert "not Emotion results" in markdown
 
 
 def test_fewer_than_five_repeats_are_refused(scripts, capsys):

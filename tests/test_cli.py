@@ -26,6 +26,14 @@ def test_train_writes_a_run_and_prints_its_numbers(tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_train_takes_each_variant_as_a_method(tmp_path):
+    code = main(["train", "--task", "emotion", "--method", "dora", "--rank", "2", "--alpha", "4",
+                 "--output-dir", str(tmp_path), *TINY])
+    assert code == 0
+    adapter = tmp_path / "emotion" / "dora-r2-a4-seed0" / "adapter" / "adapter_config.json"
+    assert json.loads(adapter.read_text())["use_dora"] is True
+
+
 def test_local_csv_and_txt_files_with_a_local_model_directory(tmp_path):
     model_dir = tmp_path / "model"
     model, tokenizer = load_base("imdb", "tiny")

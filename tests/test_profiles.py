@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lorakit import profiles
-from lorakit.profiles import PROFILES, resolve_profile
+from lorakit.profiles import METHODS, PROFILES, resolve_profile
 
 
 def test_environment_variable_wins(monkeypatch):
@@ -43,7 +43,7 @@ def test_profiles_differ_in_model_and_data():
     assert quick.settings("imdb").max_train < 25_000 and full.settings("imdb").max_train is None
     for profile in PROFILES.values():
         for task in ("imdb", "emotion"):
-            assert set(profile.settings(task).learning_rates) == {"lora", "peft", "full", "head"}
+            assert set(profile.settings(task).learning_rates) == set(METHODS)
 
 
 def test_overrides_replace_only_what_is_given():
@@ -114,3 +114,17 @@ def test_full_profile_settings_fit_distilbert_base(distilbert_base_sized):
         check_fits_model(distilbert_base_sized, DEFAULT_TARGETS, 8, settings.max_length)
     with pytest.raises(ValueError, match=r"max_length=513 .* has positions \(512\)"):
         check_fits_model(distilbert_base_sized, DEFAULT_TARGETS, 8, imdb.max_length + 1)
+
+
+def test_offline_variant_rates_are_the_ones_measured_on_validation():
+    """profiles.VARIANT_RATE_FACTORS must give, offline, the rates benchmarks/variant_rates.py
+    chose (its committed results): the factors are that measurement, not a guess."""
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parent.parent / "benchmarks/results/variant_rates.json"
+    chosen = json.loads(results.read_text())["best"]
+    rates = PROFILES["offline"].settings("emotion").learning_rates
+    assert chosen.pop("lora") == rates["lora"]
+    assert chosen == {method: rates[method] for method in chosen}
+    assert set(chosen) == set(profiles.VARIANT_RATE_FACTORS)
