@@ -272,6 +272,14 @@ def ms(seconds: float) -> float:
     return 1000.0 * seconds
 
 
+def training_profile(args) -> tuple[str, dict]:
+    """The profile and run limits of a script that trains: ``offline``, or with ``--quick`` the
+    tiny test model on a handful of examples, to test the script (its numbers mean nothing)."""
+    if args.quick:
+        return "tiny", {"epochs": 1, "max_train": 32, "max_eval": 16}
+    return "offline", {}
+
+
 def write_results(name: str, results: Mapping, markdown: str, args) -> tuple[Path, Path]:
     """Write ``<results_dir>/<name>.json`` and ``<name>.md``; return both paths.
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from common import make_parser, parse_args, write_results
+from common import make_parser, parse_args, training_profile, write_results
 
 from lorakit.bench import markdown_table
 from lorakit.train import run
@@ -50,9 +50,7 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(build_parser(), argv)
-    # --quick: the tiny test model on a handful of examples, to test this script
-    profile, limits = ("tiny", {"epochs": 1, "max_train": 32, "max_eval": 16}) if args.quick \
-        else ("offline", {})
+    profile, limits = training_profile(args)
     records = []
     with tempfile.TemporaryDirectory() as runs_dir:
         for task in args.tasks:

@@ -34,3 +34,20 @@ def token_batch(vocab_size: int, size: int, length: int, padded_from: int) -> di
     attention_mask = torch.ones_like(input_ids)
     attention_mask[1, padded_from:] = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def training_losses(model: torch.nn.Module, batch: dict, steps: int, lr: float,
+                    weight_decay: float = 0.01, seed: int = 0) -> list[float]:
+    """The losses of ``steps`` AdamW steps on one batch (with labels), torch seeded first so
+    that two models draw the same dropout masks."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                                  weight_decay=weight_decay)
+    torch.manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import HEAD, TARGETS, randomize_lora_B, tiny_distilbert, token_batch
+from helpers import HEAD, TARGETS, randomize_lora_B, tiny_distilbert, token_batch, training_losses
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from lorakit.lora import inject_lora, lora_layers, merge_lora
@@ -154,17 +154,8 @@ def test_same_training_losses_as_peft_at_real_shapes(distilbert_base_sized, real
     theirs = peft_twin(clone(start), rslora=False, r=8, alpha=16).train()
     copy_into_peft(ours, theirs)
     batch = real_batch | {"labels": torch.tensor([0, 1])}
-    losses = {}
-    for name, model in (("lorakit", ours), ("peft", theirs)):
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                      lr=1e-3, weight_decay=0.01)
-        losses[name] = []
-        for _ in range(5):
-            loss = model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            losses[name].append(loss.item())
+    losses = {name: training_losses(model, batch, steps=5, lr=1e-3)
+              for name, model in (("lorakit", ours), ("peft", theirs))}
     assert losses["lorakit"][-1] < losses["lorakit"][0], "five steps on one batch must learn"
     gap = max(abs(a - b) for a, b in zip(losses["lorakit"], losses["peft"], strict=True))
     assert gap <= 1e-4, f"loss curves differ by {gap:.2e}"  # notebook 03's tolerance; measured: 0

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from helpers import HEAD, TARGETS, randomize_lora_B, token_batch
+from helpers import HEAD, TARGETS, randomize_lora_B, token_batch, training_losses
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.optimizers import create_loraplus_optimizer
 from torch import nn
@@ -54,16 +54,20 @@ def test_dora_starts_as_the_base_model(base_model, batch, clone):
         assert torch.equal(dora(**batch).logits, base_model(**batch).logits)
 
 
-def test_dora_gives_peft_logits_for_the_same_weights(base_model, batch, clone):
-    ours = dora_model(clone(base_model)).eval()
-    theirs = peft_twin(clone(base_model), use_dora=True).eval()
+def assert_dora_gives_peft_logits(base, batch, clone, moved_at_least: float) -> None:
+    ours = dora_model(clone(base)).eval()
+    theirs = peft_twin(clone(base), use_dora=True).eval()
     copy_into_peft(ours, theirs)
     with torch.no_grad():
         actual, expected = ours(**batch).logits, theirs(**batch).logits
-        untouched = base_model(**batch).logits
+        untouched = base(**batch).logits
     moved = (actual - untouched).abs().max().item()
-    assert moved > 1e-4, "DoRA must change the logits, or the comparison proves nothing"
+    assert moved > moved_at_least, "DoRA must change the logits, or the comparison proves nothing"
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
+
+
+def test_dora_gives_peft_logits_for_the_same_weights(base_model, batch, clone):
+    assert_dora_gives_peft_logits(base_model, batch, clone, moved_at_least=1e-4)
 
 
 def test_dora_trains_like_peft_with_dropout(base_model, batch, clone):
@@ -71,17 +75,8 @@ def test_dora_trains_like_peft_with_dropout(base_model, batch, clone):
     theirs = peft_twin(clone(base_model), use_dora=True, lora_dropout=0.1).train()
     copy_into_peft(ours, theirs)
     batch = batch | {"labels": torch.tensor([0, 1, 2, 0])}
-    losses = {}
-    for name, model in (("lorakit", ours), ("peft", theirs)):
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-        torch.manual_seed(0)  # the same dropout masks on both sides
-        losses[name] = []
-        for _ in range(4):
-            loss = model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            losses[name].append(loss.item())
+    losses = {name: training_losses(model, batch, steps=4, lr=1e-2)  # the same dropout masks
+              for name, model in (("lorakit", ours), ("peft", theirs))}
     torch.testing.assert_close(losses["lorakit"], losses["peft"], rtol=0, atol=1e-5)
     magnitudes = [layer.lora_magnitude_vector for layer in lora_layers(ours).values()]
     assert all(m.requires_grad for m in magnitudes)
@@ -190,11 +185,4 @@ def test_loraplus_refuses_a_ratio_below_one(base_model):
 
 def test_dora_gives_peft_logits_at_real_shapes(distilbert_base_sized, clone):
     batch = token_batch(vocab_size=30_522, size=2, length=24, padded_from=17)
-    ours = dora_model(clone(distilbert_base_sized)).eval()
-    theirs = peft_twin(clone(distilbert_base_sized), use_dora=True).eval()
-    copy_into_peft(ours, theirs)
-    with torch.no_grad():
-        actual, expected = ours(**batch).logits, theirs(**batch).logits
-        untouched = distilbert_base_sized(**batch).logits
-    assert (actual - untouched).abs().max().item() > 1e-3
-    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
+    assert_dora_gives_peft_logits(distilbert_base_sized, batch, clone, moved_at_least=1e-3)
