@@ -2,7 +2,7 @@
 
 Each benchmark script builds its contenders, times them with ``lorakit.bench`` (interleaved
 rounds, per-round ratios: see that module and benchmarks/README.md) into ``Group`` records, and
-hands its records and a Markdown table (``lorakit.bench.markdown_table``) to ``write_results``,
+hands its records and a Markdown table (``lorakit.report.markdown_table``) to ``write_results``,
 which writes ``<results-dir>/<name>.json`` and ``<results-dir>/<name>.md`` with the machine the
 numbers were measured on. Every script runs in the precision ``lorakit.train.run`` trains in on
 its device (``lorakit.precision.current_precision``).

@@ -42,10 +42,10 @@ from peft import PeftModel
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
 from lorakit import inject_lora, merge_lora
-from lorakit.bench import markdown_table
 from lorakit.models import DEFAULT_TARGETS, head_modules
 from lorakit.peft_format import save_peft_adapter
 from lorakit.precision import autocast
+from lorakit.report import markdown_table
 
 NAME = "inference"
 RANK, ALPHA = 8, 16

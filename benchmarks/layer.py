@@ -43,10 +43,11 @@ from peft import inject_adapter_in_model
 from torch import nn
 
 from lorakit import LoRALinear
-from lorakit.bench import compare_work, markdown_table
+from lorakit.bench import compare_work
 from lorakit.lora import LoRASettings
 from lorakit.peft_format import copy_into_peft, lora_config
 from lorakit.precision import DTYPES, autocast
+from lorakit.report import markdown_table
 
 NAME = "layer"
 DISTILBERT_SHAPES = ((768, 768), (768, 3072))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from common import REPO_ROOT, make_parser, parse_args, write_results
 
-from lorakit.bench import markdown_table
+from lorakit.report import markdown_table
 
 NAME = "notebooks"
 EXPECTED = ("01", "02", "03", "04", "05", "06")  # the series in DESIGN.md

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from common import make_parser, parse_args, training_profile, write_results
 
-from lorakit.bench import markdown_table
+from lorakit.report import markdown_table
 from lorakit.train import run
 
 NAME = "offline_profile"

@@ -48,6 +48,7 @@ from lorakit import bench
 from lorakit.lora import count_parameters
 from lorakit.models import DEFAULT_TARGETS, prepare_model
 from lorakit.precision import autocast
+from lorakit.report import markdown_table
 
 NAME = "train_step"
 METHODS = ("head", "lora", "peft", "full")
@@ -269,7 +270,7 @@ def to_markdown(records: list[dict], groups: list[Group], states: list[dict], ar
             "total": r["peak_total_mb"],
         })
     kind = records[0]["memory_kind"]
-    table = bench.markdown_table(rows, {
+    table = markdown_table(rows, {
         "seq_len": "seq", "method": "method", "median": "step s (median)", "iqr": "IQR s",
         "samples_per_s": "samples/s", "trainable": "trainable params",
         "state": "AdamW state MB", "state_pct": "state % of full",
@@ -285,7 +286,7 @@ def to_markdown(records: list[dict], groups: list[Group], states: list[dict], ar
                      f"the classifier alone: {100 * state['without_pre_classifier_ratio']:.2f}%)",
             "target": "≤ 1%", "verdict": state["verdict"],
         })
-    pairs = bench.markdown_table(pair_rows, {
+    pairs = markdown_table(pair_rows, {
         "seq_len": "seq", "pair": "pair", "ratio": "ratio [per-round IQR]", "target": "target",
         "verdict": "holds?", "work": "lorakit's work against PEFT's"})
     return (
@@ -336,7 +337,7 @@ def phase_table(records: list[dict]) -> str:
         **{p: r[f"{p}_s"] for p in PHASES},
         **{f"{p}_vs_full": r[f"{p}_s"] / full[r["seq_len"]][f"{p}_s"] for p in PHASES},
     } for r in records]
-    return bench.markdown_table(rows, {
+    return markdown_table(rows, {
         "seq_len": "seq", "method": "method",
         **{p: f"{p} s" for p in PHASES},
         **{f"{p}_vs_full": f"{p} / full's" for p in PHASES},

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from common import make_parser, parse_args, training_profile, write_results
 
-from lorakit.bench import markdown_table
+from lorakit.report import markdown_table
 from lorakit.train import run
 
 NAME = "variant_rates"
@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                 "validation_macro_f1": m["validation_macro_f1"],
                                 "validation_accuracy": m["validation_accuracy"],
                                 "test_macro_f1": m["macro_f1"], "test_accuracy": m["accuracy"],
-                                "trainable_parameters": m["trainable_parameters"]})
+                                "trainable_parameters": m["trainable_parameters"],
+                                "validation_examples": result.config["examples"]["validation"],
+                                "precision": result.config["precision"]})
     results = {"records": records, "best": best_rates(records), "profile": profile}
     write_results(NAME, results, to_markdown(results), args)
     return results
@@ -87,9 +89,10 @@ def to_markdown(results: dict) -> str:
             for r in results["records"]]
     table = markdown_table(rows, {"method": "method", "lr": "learning rate",
                                   "f1": "validation macro-F1 %", "chosen": "chosen"})
+    examples = results["records"][0]["validation_examples"]
     return (f"### Learning rate per variant, {results['profile']} profile, emotion samples\n\n"
-            f"{table}\n\nOne seed; the validation split is 120 examples, so one example moves "
-            "macro-F1 by up to a few points. These are not Emotion results.\n")
+            f"{table}\n\nOne seed; the validation split is {examples} examples, so one example "
+            "moves macro-F1 by up to a few points. These are not Emotion results.\n")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ The modules, by what a reader comes for:
 
     what is taught      lora (LoRALinear, inject_lora, merge_lora, counts, state dicts; imports
                         only torch), maths (the low-rank algebra of notebook 01),
-                        peft_format (PEFT's names for lorakit's settings and parameters, and
-                        adapter files in PEFT's format)
+                        variants (DoRA, PiSSA, LoRA+ from scratch), peft_format (PEFT's names
+                        for lorakit's settings and parameters, and adapter files in PEFT's format)
     the run pipeline    profiles (run sizes), data (the tasks and load_task), local_files
                         (reading and checking data files), models (base model and methods),
                         settings (every setting's range), checks (the one bad-input rule),

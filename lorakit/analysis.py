@@ -246,7 +246,7 @@ def top_confusions(table: pd.DataFrame, label_names: Sequence[str], n: int = 5) 
     examples), sorted by count, largest first; fewer rows when there are fewer kinds of error.
     """
     names = check_label_names(label_names)
-    require_int("n", n)
+    require_int("n", n, example=10)
     counts = confusion(table, names)
     support = counts.sum(axis=1)
     pairs = counts.stack().rename("count").reset_index()
@@ -297,7 +297,7 @@ def _by_loss(table: pd.DataFrame, n: int, per_class: bool, highest: bool,
              what: str) -> pd.DataFrame:
     columns = ["text", "label", "prediction", "confidence", "loss"]
     _check_table(table, columns, what)
-    require_int("n", n)
+    require_int("n", n, example=10)
     ordered = table.sort_values("loss", ascending=not highest, kind="stable")
     if not per_class:
         return ordered.head(n)[columns]
@@ -321,7 +321,7 @@ def calibration_bins(table: pd.DataFrame, n_bins: int = 10) -> pd.DataFrame:
     every bin (Guo et al., 2017, "On Calibration of Modern Neural Networks", section 2).
     """
     _check_table(table, ["confidence"], "calibration_bins")
-    n_bins = require_int("n_bins", n_bins)
+    n_bins = require_int("n_bins", n_bins, example=10)
     confidence = pd.to_numeric(table["confidence"], errors="coerce").to_numpy(np.float64)
     if not np.all((confidence >= 0) & (confidence <= 1)):
         bad = confidence[~((confidence >= 0) & (confidence <= 1))][0]
@@ -509,9 +509,9 @@ def length_buckets(
     correct = _correct(table, "length_buckets")
     lengths = text_lengths(table, tokenizer).to_numpy()
     if max_length is not None:
-        require_int("max_length", max_length)
+        require_int("max_length", max_length, example=128)
     if edges is None:
-        edges = _default_edges(lengths, require_int("n_buckets", n_buckets), max_length)
+        edges = _default_edges(lengths, require_int("n_buckets", n_buckets, example=5), max_length)
     else:
         edges = sorted(float(e) for e in edges)
         if len(edges) < 2 or len(set(edges)) != len(edges):
@@ -568,7 +568,7 @@ def accuracy_by_truncation(
     ``mean_length``.
     """
     _check_table(table, ["text"], "accuracy_by_truncation")
-    max_length = require_int("max_length", max_length)
+    max_length = require_int("max_length", max_length, example=128)
     correct = _correct(table, "accuracy_by_truncation")
     lengths = text_lengths(table, tokenizer).to_numpy()
     truncated = lengths > max_length

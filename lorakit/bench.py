@@ -22,7 +22,7 @@ import sys
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -417,44 +417,3 @@ def compare_work(call_a: Callable[[], object], call_b: Callable[[], object]) -> 
 
 
 # --- tables ---------------------------------------------------------------------------------
-
-def markdown_table(
-    rows: Iterable[Mapping], columns: Mapping[str, str], right: Collection[str] = (),
-) -> str:
-    """A GitHub Markdown table, its cells padded so that the raw text lines up too.
-
-    ``columns`` maps a row's key to its header, in order; the keys in ``right`` are
-    right-aligned. Each cell is ``format_cell`` of the row's value (a missing key: empty).
-    """
-    header = list(columns.values())
-    cells = [[format_cell(row.get(key)) for key in columns] for row in rows]
-    layout = [(max(3, len(h), *(len(row[i]) for row in cells)), key in right)
-              for i, (key, h) in enumerate(columns.items())]
-
-    def line(texts: list[str]) -> str:
-        padded = [t.rjust(w) if r else t.ljust(w) for t, (w, r) in zip(texts, layout, strict=True)]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in layout) + "|"
-    return "\n".join([line(header), rule, *(line(row) for row in cells)])
-
-
-def format_cell(value) -> str:
-    """A table cell: None empty, a bool yes/no, a float to about 3 significant digits (1,234 and
-    12.3 and 0.0123), an int with thousands separators, anything else as text with ``|``
-    escaped and line breaks as spaces."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) >= 100:
-            return f"{value:,.0f}"
-        if abs(value) >= 1:
-            return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
-        return f"{value:.3g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value).replace("|", "\\|").replace("\n", " ")

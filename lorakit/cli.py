@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--rank", type=_setting("r"), default=8,
                        help="LoRA rank r (VeRA: the length of its trained vectors)")
     train.add_argument("--alpha", type=_setting("alpha"), default=16, help="LoRA alpha")
-    train.add_argument("--run-name", help="default: <method>-r<rank>-a<alpha>-seed<seed>")
+    train.add_argument("--run-name",
+                       help="default: e.g. lora-r8-a16-seed0, vera-r256-seed0, full-seed0 "
+                            "(lorakit.train.default_run_name)")
     _add_run_options(train)
 
     sweep = commands.add_parser("sweep", help="LoRA runs over ranks × alpha/r ratios")

@@ -337,6 +337,3 @@ def _hub_splits(spec: TaskSpec) -> dict[str, tuple[datasets.Dataset, str]]:
         )
     return {split: (loaded[split], where) for split in SPLITS if split in loaded}
 
-
-# ---------------------------------------------------------------------------------------------
-# Checking arguments

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
+from lorakit.bench import training_step
 from lorakit.data import get_task, split_sizes
 from lorakit.models import DEFAULT_TARGETS, load_base, prepare_model
 from lorakit.precision import autocast, current_precision
@@ -113,17 +114,14 @@ def _seconds_per_step(model: torch.nn.Module, batch: dict, timed_steps: int,
     device = batch["input_ids"].device.type
     model.to(device).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    step = training_step(model, batch, optimizer, precision)
     seconds = []
-    for step in range(timed_steps + 1):
+    for number in range(timed_steps + 1):
         started = time.perf_counter()
-        with autocast(device, precision):
-            loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+        step()
         if device == "cuda":
             torch.cuda.synchronize()
-        if step > 0:
+        if number > 0:
             seconds.append(time.perf_counter() - started)
     return float(np.median(seconds))
 

@@ -7,7 +7,8 @@ A LoRA layer keeps a pretrained ``nn.Linear`` frozen and learns a low-rank updat
 The semantics follow PEFT's ``lora.Linear`` exactly (Kaiming-uniform A, zero B, dropout on the
 input of A only, ``scaling = alpha / r`` or ``alpha / sqrt(r)`` with rsLoRA), so a model adapted
 here and the same model adapted by PEFT give the same numbers for the same weights. This module
-imports only torch; PEFT's names and adapter files are ``lorakit.peft_format``'s.
+imports torch and ``lorakit.checks`` (standard library only); PEFT's names and adapter files are
+``lorakit.peft_format``'s, the variants (DoRA, PiSSA, LoRA+) ``lorakit.variants``'s.
 """
 
 from __future__ import annotations

@@ -51,16 +51,16 @@ def lora_parameter_count(d_out: int, d_in: int, r: int) -> int:
 
     ``B: (d_out, r)`` and ``A: (r, d_in)`` hold ``r * (d_out + d_in)`` numbers together.
     """
-    d_out = require_int("d_out", d_out)
-    d_in = require_int("d_in", d_in)
-    r = require_int("r", r)
+    d_out = require_int("d_out", d_out, example="d_out=768 (the weight's out_features)")
+    d_in = require_int("d_in", d_in, example="d_in=768 (the weight's in_features)")
+    r = require_int("r", r, example=8)
     return r * (d_out + d_in)
 
 
 def full_parameter_count(d_out: int, d_in: int) -> int:
     """Parameters of a full ``(d_out, d_in)`` weight update: ``d_out * d_in``."""
-    d_out = require_int("d_out", d_out)
-    d_in = require_int("d_in", d_in)
+    d_out = require_int("d_out", d_out, example="d_out=768 (the weight's out_features)")
+    d_in = require_int("d_in", d_in, example="d_in=768 (the weight's in_features)")
     return d_out * d_in
 
 
@@ -190,8 +190,8 @@ def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
     With ``rslora=True`` the rank-stabilised scale of rsLoRA (Kalajdzievski, 2023) is used, which
     keeps the update's magnitude from shrinking as ``r`` grows. Both match PEFT's ``scaling``.
     """
-    alpha = require_number("alpha", alpha, 0, low_open=True)
-    r = require_int("r", r)
+    alpha = require_number("alpha", alpha, 0, low_open=True, example=16)
+    r = require_int("r", r, example=8)
     return alpha / math.sqrt(r) if rslora else alpha / r
 
 
@@ -274,8 +274,8 @@ def planted_low_rank(
     standard-normal ``x``. The same ``seed`` always gives the same factors (a private
     ``torch.Generator`` is used; the global RNG is untouched).
     """
-    d_out = require_int("d_out", d_out)
-    d_in = require_int("d_in", d_in)
+    d_out = require_int("d_out", d_out, example="d_out=768 (the weight's out_features)")
+    d_in = require_int("d_in", d_in, example="d_in=768 (the weight's in_features)")
     r = _require_rank_within("r", r, torch.Size([d_out, d_in]))
     generator = torch.Generator().manual_seed(seed)
     B_star = torch.randn(d_out, r, generator=generator) / math.sqrt(r)
@@ -332,9 +332,9 @@ def fit_planted_update(
             "the planted update must have W's shape (d_out, d_in)."
         )
     r = _require_rank_within("r", r, W.shape)
-    steps = require_int("steps", steps)
-    lr = require_number("lr", lr, 0, low_open=True)
-    batch_size = require_int("batch_size", batch_size)
+    steps = require_int("steps", steps, example=300)
+    lr = require_number("lr", lr, 0, low_open=True, example=0.02)
+    batch_size = require_int("batch_size", batch_size, example=128)
 
     d_out, d_in = W.shape
     generator = torch.Generator().manual_seed(seed)

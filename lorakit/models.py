@@ -45,7 +45,14 @@ from lorakit.lora import (
     inject_lora,
 )
 from lorakit.peft_format import lora_config
-from lorakit.profiles import METHODS, OFFLINE_MODEL, TINY_MODEL, resolve_profile
+from lorakit.profiles import (
+    LORAKIT_LORA_METHODS,
+    METHODS,
+    OFFLINE_MODEL,
+    PEFT_METHODS,
+    TINY_MODEL,
+    resolve_profile,
+)
 from lorakit.variants import DoRALinear, pissa_layers_init_
 
 DEFAULT_TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
@@ -180,13 +187,13 @@ def prepare_model(
     which a standard adapter needs (``lorakit.variants.pissa_as_lora``).
     """
     head = head_modules(model)
-    if check_method(method) in ("lora", "loraplus", "dora", "pissa"):
+    if check_method(method) in LORAKIT_LORA_METHODS:
         layer = DoRALinear if method == "dora" else LoRALinear
         inject_lora(model, targets, r, alpha, dropout, rslora, train_modules=head, layer=layer)
         if method == "pissa":
             model.pissa_start = pissa_layers_init_(model)
         return model
-    if method in ("peft", "vera", "ia3"):
+    if method in PEFT_METHODS:
         return _peft_model(model, method, r, alpha, targets, dropout, rslora, head)
     model.requires_grad_(method == "full")
     if method == "head":
@@ -203,7 +210,7 @@ def _peft_model(model: nn.Module, method: str, r: int, alpha: float, targets, dr
         config = IA3Config(task_type="SEQ_CLS", target_modules=list(IA3_TARGETS),
                            feedforward_modules=list(IA3_FEEDFORWARD), modules_to_save=list(head))
     else:
-        check_lora_hyperparameters(r, alpha, dropout)
+        check_lora_hyperparameters(r, 1 if method == "vera" else alpha, dropout)  # VeRA: no alpha
         find_target_linears(model, targets)  # PEFT's own error for a bad target says less
         if method == "peft":
             settings = LoRASettings(tuple(targets), r, alpha, dropout, rslora, train_modules=head)

@@ -23,6 +23,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from lorakit.checks import require_type
+from lorakit.profiles import LORA_METHODS
 
 PERCENT_METRICS = ("accuracy", "macro_f1", "val_macro_f1", "trainable_percent")
 METRIC_LABELS = {
@@ -37,8 +38,10 @@ METRIC_LABELS = {
 }
 
 
-def _need_columns(frame, columns: Sequence[str], what: str) -> pd.DataFrame:
-    require_type("frame", frame, pd.DataFrame, "a pandas DataFrame", f"{what} draws from one")
+def _need_columns(frame, columns: Sequence[str], what: str, name: str) -> pd.DataFrame:
+    """``frame`` after checking that it is a DataFrame (``name`` is the caller's parameter)
+    with ``columns``."""
+    require_type(name, frame, pd.DataFrame, "a pandas DataFrame", f"{what} draws from one")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(
@@ -147,7 +150,7 @@ def label_balance(counts, title: str = "Examples per label") -> Figure:
         counts = pd.Series(counts)
     if isinstance(counts, pd.Series):
         counts = counts.to_frame(name=counts.name or "examples")
-    _need_columns(counts, [], "label_balance")
+    _need_columns(counts, [], "label_balance", "counts")
     counts = counts.rename(columns=str)
     long = counts.rename_axis("_label").reset_index().melt(
         id_vars="_label", var_name="_split", value_name="_count"
@@ -202,7 +205,7 @@ def _run_labels(table: pd.DataFrame) -> pd.Series:
         return table["run"].astype(str)
     labels = table["method"].astype(str)
     if {"r", "alpha"} <= set(table.columns):
-        lora = table["r"].notna() & table["method"].isin(["lora", "peft"])
+        lora = table["r"].notna() & table["method"].isin(LORA_METHODS)
         detail = " r=" + table["r"].astype(str) + " α=" + table["alpha"].astype(str)
         labels = labels.where(~lora, labels + detail)
     return labels
@@ -216,7 +219,7 @@ def results_bars(report_df: pd.DataFrame, metric: str = "accuracy",
     optionally task and run, which labels the bars). Fractions (accuracy, macro-F1) are shown as
     percentages.
     """
-    _need_columns(report_df, ["method", metric], "results_bars")
+    _need_columns(report_df, ["method", metric], "results_bars", "report_df")
     table = report_df.assign(_bar=_run_labels(report_df))
     tasks = list(dict.fromkeys(table["task"])) if "task" in table.columns else [None]
     methods = list(dict.fromkeys(table["method"].astype(str)))
@@ -272,7 +275,7 @@ def sweep_heatmap(report_df: pd.DataFrame, metric: str = "accuracy",
     and a small gap looks small; by default it spans the data. ``mark`` outlines one cell, given
     as (r, α/r), e.g. the configuration chosen on validation.
     """
-    _need_columns(report_df, ["r", "alpha", metric], "sweep_heatmap")
+    _need_columns(report_df, ["r", "alpha", metric], "sweep_heatmap", "report_df")
     rows = report_df[["r", "alpha", metric]].apply(pd.to_numeric, errors="coerce").dropna()
     if rows.empty:
         raise ValueError(
@@ -313,7 +316,7 @@ def confusion_heatmap(confusion_df: pd.DataFrame,
     written under each share, e.g. "25% (1)", with each true label's number of examples beside
     its name; or ``normalize="true"`` shares, shown alone. The diagonal is per-class recall.
     """
-    _need_columns(confusion_df, [], "confusion_heatmap")
+    _need_columns(confusion_df, [], "confusion_heatmap", "confusion_df")
     counts = None
     if all(pd.api.types.is_integer_dtype(dtype) for dtype in confusion_df.dtypes):
         counts = confusion_df.to_numpy()
@@ -350,7 +353,7 @@ def error_shares(error_shares_df: pd.DataFrame, kind: str = "heatmap",
     ``kind="heatmap"`` draws runs × classes with annotated cells; ``kind="bars"`` draws one
     group of bars per class, one bar per run.
     """
-    _need_columns(error_shares_df, [], "error_shares")
+    _need_columns(error_shares_df, [], "error_shares", "error_shares_df")
     shares = error_shares_df
     if "error_share" in shares.columns:
         shares = shares[["error_share"]].T.rename(index={"error_share": "run"})
@@ -387,7 +390,7 @@ def reliability_diagram(calibration_bins_df: pd.DataFrame, ece: float | None = N
     title.
     """
     columns = ["lower", "upper", "count", "mean_confidence", "accuracy"]
-    bins = _need_columns(calibration_bins_df, columns, "reliability_diagram")
+    bins = _need_columns(calibration_bins_df, columns, "reliability_diagram", "calibration_bins_df")
     fig, (ax, ax_count) = plt.subplots(
         2, 1, figsize=(5.5, 7), gridspec_kw={"height_ratios": [3, 1]}
     )
@@ -424,11 +427,11 @@ def confidence_histogram(table: pd.DataFrame,
     two histograms are drawn over each other (not stacked) on a log count axis, so that a few
     mistakes stay visible beside many correct answers.
     """
-    _need_columns(table, ["confidence"], "confidence_histogram")
+    _need_columns(table, ["confidence"], "confidence_histogram", "table")
     if {"label_id", "prediction_id"} <= set(table.columns):
         correct = table["label_id"] == table["prediction_id"]
     else:
-        _need_columns(table, ["label", "prediction"], "confidence_histogram")
+        _need_columns(table, ["label", "prediction"], "confidence_histogram", "table")
         correct = table["label"].astype(str) == table["prediction"].astype(str)
     data = pd.DataFrame({
         "confidence": table["confidence"].astype(float),
@@ -457,7 +460,7 @@ def accuracy_by_length(length_buckets_df: pd.DataFrame, title: str = "Accuracy b
     it is read from the table's ``attrs["unit"]``, which ``length_buckets`` sets.
     """
     buckets = _need_columns(length_buckets_df, ["bucket", "count", "accuracy"],
-                            "accuracy_by_length")
+                            "accuracy_by_length", "length_buckets_df")
     unit = unit or buckets.attrs.get("unit", "length")
     fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(buckets) + 2), 4))
     positions = np.arange(len(buckets))

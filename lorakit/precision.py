@@ -58,7 +58,8 @@ def cpu_has_bf16_matrix_units() -> bool:
 def autocast(device_type: str, precision: str):
     """The autocast context of a precision: ``"fp16"`` or ``"bf16"`` mixed precision (the
     forward pass's matrix products in 16 bits, the weights fp32), or ``"fp32"`` (autocast off).
-    ``lorakit.train.run`` trains under it; time a step under it to time what a run does."""
+    The Trainer of ``lorakit.train.run`` applies the same autocast through its fp16/bf16 flags;
+    time a step under it to time what a run does."""
     if precision not in DTYPES:
         raise ValueError(f"precision={precision!r}; choose one of {', '.join(DTYPES)}")
     return torch.autocast(device_type, dtype=DTYPES[precision], enabled=precision != "fp32")

@@ -29,6 +29,9 @@ OFFLINE_MODEL = "lorakit/all-MiniLM-L6-v2-distilbert"  # lorakit.minilm builds i
 TINY_MODEL = "lorakit/tiny-distilbert"  # lorakit/fixtures/tiny_model
 DISTILBERT = "distilbert/distilbert-base-uncased"  # the namespaced id: no redirect on the Hub
 METHODS = ("lora", "peft", "full", "head", "dora", "pissa", "loraplus", "vera", "ia3")
+LORAKIT_LORA_METHODS = ("lora", "dora", "pissa", "loraplus")  # lorakit's LoRALinear layers
+PEFT_METHODS = ("peft", "vera", "ia3")  # PEFT's models
+LORA_METHODS = ("lora", "peft", "dora", "pissa", "loraplus")  # the methods with a rank and alpha
 DATA_SOURCES = {"fixtures": "bundled samples in lorakit/fixtures", "hub": "the Hugging Face Hub"}
 
 

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lorakit.bench import markdown_table
 from lorakit.profiles import SAMPLE_PROFILES
 from lorakit.run_files import CONFIG, METRICS
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
-METHOD_ORDER = ("head", "lora", "peft", "full")
+METHOD_ORDER = ("head", "lora", "peft", "full", "dora", "pissa", "loraplus", "vera", "ia3")
 MISSING = "—"
 
 # Columns of the results table; where a column's key in config.json/metrics.json differs from
@@ -226,6 +225,48 @@ def _cell(column: str, value) -> str:
             return str(value)
         return FORMATS[column][1](value)
     return str(value)
+
+
+def markdown_table(
+    rows: Iterable[Mapping], columns: Mapping[str, str], right: Collection[str] = (),
+) -> str:
+    """A GitHub Markdown table, its cells padded so that the raw text lines up too.
+
+    ``columns`` maps a row's key to its header, in order; the keys in ``right`` are
+    right-aligned. Each cell is ``format_cell`` of the row's value (a missing key: empty).
+    """
+    header = list(columns.values())
+    cells = [[format_cell(row.get(key)) for key in columns] for row in rows]
+    layout = [(max(3, len(h), *(len(row[i]) for row in cells)), key in right)
+              for i, (key, h) in enumerate(columns.items())]
+
+    def line(texts: list[str]) -> str:
+        padded = [t.rjust(w) if r else t.ljust(w) for t, (w, r) in zip(texts, layout, strict=True)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" if r else "-" * (w + 2) for w, r in layout) + "|"
+    return "\n".join([line(header), rule, *(line(row) for row in cells)])
+
+
+def format_cell(value) -> str:
+    """A table cell: None empty, a bool yes/no, a float to about 3 significant digits (1,234 and
+    12.3 and 0.0123), an int with thousands separators, anything else as text with ``|``
+    escaped and line breaks as spaces."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 1:
+            return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+        return f"{value:.3g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _memory_note(kinds: list[str]) -> str:

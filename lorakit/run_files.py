@@ -7,7 +7,8 @@
                          time, throughput, memory
       log_history.csv    the Trainer's log, for training curves
       predictions.csv    text, label, prediction, per-class probabilities, per-example loss
-      adapter/           LoRA methods: adapter_model.safetensors + adapter_config.json (PEFT format)
+      adapter/           every adapter method (LoRA, its variants, VeRA, IA³): PEFT's format,
+                         adapter_model.safetensors + adapter_config.json
       head.safetensors   head-only runs: the trained head's tensors
 
 While a run trains it lives in ``<run-name>.incomplete/``, so a failed run never looks finished.

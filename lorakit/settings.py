@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from lorakit.checks import int_range, number_range, require_int, require_number
+from lorakit.lora import find_target_linears
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,6 @@ def check_fits_model(model: nn.Module, targets, r: int | None, max_length: int) 
     adds parameters. ``r=None`` skips the rank (methods without LoRA).
     """
     if r is not None:
-        from lorakit.lora import find_target_linears
-
         layers = find_target_linears(model, targets)
         name, layer = min(layers.items(), key=lambda item: min(item[1].weight.shape))
         limit = min(layer.weight.shape)

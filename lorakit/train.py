@@ -44,6 +44,7 @@ from lorakit.metrics import (
 )
 from lorakit.models import (
     DEFAULT_TARGETS,
+    IA3_TARGETS,
     LORAPLUS_RATIO,
     check_method,
     load_base,
@@ -51,7 +52,14 @@ from lorakit.models import (
 )
 from lorakit.peft_format import save_peft_adapter
 from lorakit.precision import current_precision
-from lorakit.profiles import device_description, resolve_profile, runs_dir
+from lorakit.profiles import (
+    LORA_METHODS,
+    LORAKIT_LORA_METHODS,
+    PEFT_METHODS,
+    device_description,
+    resolve_profile,
+    runs_dir,
+)
 from lorakit.run_files import (
     ADAPTER,
     CONFIG,
@@ -66,8 +74,6 @@ from lorakit.run_files import (
 from lorakit.settings import check_fits_model, check_run_settings
 from lorakit.variants import loraplus_parameter_groups
 
-LORA_METHODS = ("lora", "peft", "dora", "pissa", "loraplus")  # the methods with a rank and alpha
-PEFT_METHODS = ("peft", "vera", "ia3")  # PEFT's models, saved by PEFT
 WEIGHT_DECAY = 0.01
 
 
@@ -112,8 +118,8 @@ class RunSettings:
     run_name: str
     profile: str
     model: str  # a Hub id, a local directory or one of lorakit's bundled bases
-    r: int
-    alpha: float
+    r: int | None
+    alpha: float | None
     targets: tuple[str, ...]
     dropout: float
     rslora: bool
@@ -143,12 +149,17 @@ def run_settings(task: str, method: str = "lora", r: int = 8, alpha: float = 16,
                  text_column: str | None = None, label_column: str | None = None,
                  run_name: str | None = None) -> RunSettings:
     """``run``'s arguments checked (a one-line TypeError or ValueError for a bad one) and
-    completed from the profile; nothing is loaded or written."""
+    completed from the profile; nothing is loaded or written. Settings a method does not use
+    are recorded as None (VeRA's alpha; IA³'s rank and alpha), and IA³'s own targets."""
     profile = resolve_profile(profile)
     check_method(method)
     check_run_settings(r=r, alpha=alpha, dropout=dropout, epochs=epochs, lr=lr,
                        batch_size=batch_size, max_length=max_length, max_train=max_train,
                        max_eval=max_eval, seed=seed)
+    if method == "ia3":
+        r, alpha, rslora, targets = None, None, False, IA3_TARGETS
+    elif method == "vera":
+        alpha, rslora = None, False
     task_settings = profile.settings(task, epochs=epochs, batch_size=batch_size,
                                      max_length=max_length, max_train=max_train,
                                      max_eval=max_eval)
@@ -205,16 +216,22 @@ def library_versions() -> dict[str, str]:
 
 
 def finished_run(settings: RunSettings, output_dir=None) -> Path | None:
-    """The directory of a finished run made with exactly ``settings`` under ``output_dir``
-    (default ``profiles.runs_dir()``), or None: another profile's or settings' run of the same
-    name does not count."""
+    """The directory of a finished run made with exactly ``settings``, in the precision this
+    machine trains in, under ``output_dir`` (default ``profiles.runs_dir()``), or None: another
+    profile's or settings' run of the same name does not count. The data files and a local
+    model directory are compared by path, not by content."""
     run_dir = Path(runs_dir() if output_dir is None else output_dir) / settings.task
     run_dir = run_dir / settings.run_name
+    return run_dir if _differences(settings, run_dir) == [] else None
+
+
+def _differences(settings: RunSettings, run_dir: Path) -> list[str] | None:
+    """The settings in which the finished run in ``run_dir`` differs; None if there is none."""
     if not (run_dir / CONFIG).is_file() or not (run_dir / METRICS).is_file():
         return None
     config = json.loads((run_dir / CONFIG).read_text())
-    same = all(config.get(key) == value for key, value in settings.record().items())
-    return run_dir if same else None
+    wanted = settings.record() | {"precision": current_precision()}
+    return [key for key, value in wanted.items() if config.get(key) != value]
 
 
 def read_run(run_dir) -> RunResult:
@@ -256,8 +273,11 @@ def run(
 
     Args:
         task: ``"imdb"`` or ``"emotion"``.
-        method: ``"lora"`` (from scratch), ``"peft"``, ``"full"`` or ``"head"``.
-        r, alpha, targets, dropout, rslora: LoRA settings (ignored by ``full`` and ``head``).
+        method: ``"lora"`` (from scratch), ``"peft"``, ``"full"``, ``"head"``, or a LoRA
+            variant: ``"dora"``, ``"pissa"``, ``"loraplus"``, ``"vera"``, ``"ia3"``
+            (``lorakit.models`` says what each does).
+        r, alpha, targets, dropout, rslora: LoRA settings, ignored by ``full`` and ``head``;
+            VeRA uses ``r``, ``targets`` and ``dropout``, IA³ its own targets only.
         epochs, lr, batch_size, max_length, max_train, max_eval: override the profile's
             settings for the task; ``epochs=0`` evaluates the model without training it.
             Every number is checked before any work (``lorakit.settings.RANGES``): a bad one
@@ -278,13 +298,21 @@ def run(
     """
     started = time.perf_counter()
     profile = resolve_profile(profile)
-    settings = run_settings(task, method, r, alpha, targets, dropout, rslora, epochs, lr,
-                            batch_size, max_length, max_train, max_eval, seed, profile, model,
-                            data_files, text_column, label_column, run_name)
+    settings = run_settings(
+        task, method, r=r, alpha=alpha, targets=targets, dropout=dropout, rslora=rslora,
+        epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
+        max_train=max_train, max_eval=max_eval, seed=seed, profile=profile, model=model,
+        data_files=data_files, text_column=text_column, label_column=label_column,
+        run_name=run_name)
     output_dir = runs_dir() if output_dir is None else Path(output_dir)
-    earlier = finished_run(settings, output_dir) if reuse else None
-    if earlier is not None:
-        return read_run(earlier)
+    if reuse:
+        differences = _differences(settings, output_dir / task / settings.run_name)
+        if differences == []:
+            return read_run(output_dir / task / settings.run_name)
+        if differences and not overwrite:
+            raise FileExistsError(
+                f"reuse=True: the run in {output_dir / task / settings.run_name} has other "
+                f"{', '.join(differences)}; pass overwrite=True to train it again in its place")
     final_dir, work_dir = run_directories(output_dir, task, settings.run_name, resume, overwrite)
 
     set_seed(seed)
@@ -502,7 +530,7 @@ def _write_run(run_dir: Path, model, config: dict, metrics: dict, table: pd.Data
     table.to_csv(run_dir / PREDICTIONS, index=False)
     if config["method"] in PEFT_METHODS:
         model.save_pretrained(run_dir / ADAPTER)
-    elif config["method"] in LORA_METHODS:
+    elif config["method"] in LORAKIT_LORA_METHODS:
         save_peft_adapter(model, run_dir / ADAPTER, base_model_name_or_path=config["model"])
     elif config["method"] == "head":
         head = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}

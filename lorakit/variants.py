@@ -1,4 +1,4 @@
-"""Three LoRA variants since LoRA, from scratch: DoRA, PiSSA and LoRA+ (notebook 07).
+"""Three LoRA variants since LoRA, from scratch: DoRA, PiSSA and LoRA+.
 
 - **DoRA** (Liu et al., 2024, "DoRA: Weight-Decomposed Low-Rank Adaptation"): each output row
   of the adapted weight is a learned length ``m`` times a direction, ``W + s·BA`` normalised;
@@ -44,23 +44,30 @@ class DoRALinear(LoRALinear):
         self.merged_norm: torch.Tensor | None = None
 
     def weight_norm(self) -> torch.Tensor:
-        """‖W + ΔW‖ for each output row, shape (out_features,)."""
-        return torch.linalg.norm(self.base.weight + self.delta_weight(), dim=1)
+        """‖W + ΔW‖ for each output row, shape (out_features,), in the adapter's dtype."""
+        return torch.linalg.norm(self.base.weight.to(self.lora_A.dtype) + self.delta_weight(),
+                                 dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in_features) → (..., out_features), the formula in the class docstring."""
-        result = self.base(x)  # W x + b
+        """(..., in_features) → (..., out_features), the formula in the class docstring.
+
+        Computed in the adapter's dtype (fp32 beside a 16-bit base, as in ``LoRALinear``) and
+        cast to the base output's dtype at the end.
+        """
+        result = self.base(x)  # W x + b: (..., out_features)
         if self.merged:
             return result
+        dtype = self.lora_A.dtype
         scale = self.lora_magnitude_vector / self.weight_norm().detach()  # m / ‖W + ΔW‖: (out,)
-        dropped = self.dropout(x)
+        dropped = self.dropout(x).to(dtype)
         if isinstance(self.dropout, nn.Identity) or not self.training:
             bias = self.base.bias
             w_x = result if bias is None else result - bias  # W x, from the base output
         else:
-            w_x = F.linear(dropped, self.base.weight)  # W dropout(x)
+            w_x = F.linear(dropped, self.base.weight.to(dtype))  # W dropout(x)
         update = F.linear(F.linear(dropped, self.lora_A), self.lora_B) * self.scaling  # s·BA x
-        return result + (scale - 1) * w_x + scale * update
+        dora = (scale - 1) * w_x.to(dtype) + scale * update  # (..., out_features)
+        return result + dora.to(result.dtype)
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -69,7 +76,8 @@ class DoRALinear(LoRALinear):
             raise ValueError("this DoRALinear is already merged; call unmerge() before merging")
         self.merged_norm = self.weight_norm()
         scale = (self.lora_magnitude_vector / self.merged_norm).unsqueeze(1)  # (out, 1)
-        self.base.weight.copy_(scale * (self.base.weight + self.delta_weight()))
+        weight = self.base.weight.to(scale.dtype) + self.delta_weight()
+        self.base.weight.copy_((scale * weight).to(self.base.weight.dtype))
         self.merged = True
 
     @torch.no_grad()
@@ -78,7 +86,8 @@ class DoRALinear(LoRALinear):
         if not self.merged:
             raise ValueError("this DoRALinear is not merged; there is nothing to unmerge")
         scale = (self.lora_magnitude_vector / self.merged_norm).unsqueeze(1)
-        self.base.weight.copy_(self.base.weight / scale - self.delta_weight())
+        weight = self.base.weight.to(scale.dtype) / scale - self.delta_weight()
+        self.base.weight.copy_(weight.to(self.base.weight.dtype))
         self.merged, self.merged_norm = False, None
 
 

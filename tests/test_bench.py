@@ -12,9 +12,7 @@ from lorakit.bench import (
     Ratio,
     compare_work,
     count_work,
-    format_cell,
     interleaved_samples,
-    markdown_table,
     optimizer_state_bytes,
     pair_ratio,
     peak_memory,
@@ -24,6 +22,7 @@ from lorakit.bench import (
 )
 from lorakit.lora import count_parameters, inject_lora
 from lorakit.precision import autocast
+from lorakit.report import format_cell, markdown_table
 
 
 class FakeClock:

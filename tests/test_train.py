@@ -251,7 +251,7 @@ def test_reuse_returns_the_finished_run_of_the_same_settings(runs):
 def test_reuse_does_not_take_a_run_of_other_settings(runs):
     output_dir = runs["head"].run_dir.parent.parent
     other = FAST | {"max_train": 48}  # same run name, other data: not the same run
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"has other max_train; pass overwrite=True"):
         run("emotion", "head", r=4, alpha=8, output_dir=output_dir, reuse=True, **other)
 
 

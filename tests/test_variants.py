@@ -186,3 +186,20 @@ def test_loraplus_refuses_a_ratio_below_one(base_model):
 def test_dora_gives_peft_logits_at_real_shapes(distilbert_base_sized, clone):
     batch = token_batch(vocab_size=30_522, size=2, length=24, padded_from=17)
     assert_dora_gives_peft_logits(distilbert_base_sized, batch, clone, moved_at_least=1e-3)
+
+
+def test_dora_beside_a_16_bit_base_keeps_an_fp32_adapter():
+    torch.manual_seed(0)
+    base = nn.Linear(12, 20)
+    reference = DoRALinear(base, r=3, alpha=6)
+    with torch.no_grad():
+        reference.lora_B.normal_(0, 0.1)
+    half = DoRALinear(nn.Linear(12, 20).to(torch.bfloat16), r=3, alpha=6)
+    half.base.load_state_dict({k: v.to(torch.bfloat16) for k, v in base.state_dict().items()})
+    half.load_state_dict({k: v for k, v in reference.state_dict().items() if "base" not in k},
+                         strict=False)
+    assert half.lora_A.dtype == half.lora_magnitude_vector.dtype == torch.float32
+    x = torch.randn(4, 12)
+    out = half(x.to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference(x), rtol=0, atol=5e-2)  # bf16 rounding
