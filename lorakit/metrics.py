@@ -248,6 +248,30 @@ def one_example_swing(labels, predictions, num_classes: int, metric: str = "macr
     return float(swings.max())
 
 
+def seed_spread(scores) -> float:
+    """How far one setting's score moves with the seed alone: max − min over its seeds (one
+    score per seed; 0.0 for a single seed)."""
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"scores has shape {values.shape}; give one score per seed, e.g. "
+                         "[0.93, 0.95, 0.94]")
+    return float(values.max() - values.min())
+
+
+def tied(scores_a, scores_b) -> bool:
+    """Whether two settings are a tie: their mean scores differ by no more than the larger of
+    their seed spreads (``seed_spread``), so the seed alone could account for the difference.
+
+    Each argument holds one score per seed; at least one of the two needs two seeds or more,
+    since one seed says nothing about how far the seed moves a score.
+    """
+    spreads = [seed_spread(scores_a), seed_spread(scores_b)]
+    if len(scores_a) < 2 and len(scores_b) < 2:
+        raise ValueError("both settings have one seed: train one of them with 2 or more seeds "
+                         "to know how far the seed alone moves the score")
+    return bool(abs(float(np.mean(scores_a)) - float(np.mean(scores_b))) <= max(spreads))
+
+
 def prediction_table(
     texts: Sequence[str], labels, logits, label_names: Sequence[str]
 ) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The figures notebooks 04–06 show: data overview, training curves, results, error analysis.
+"""The figures notebooks 04–08 show: data overview, training curves, results, settings side by side,
+error analysis.
 
 Every function takes data (DataFrames, Series, dicts) and returns a ``matplotlib.figure.Figure``
 with a title and labelled axes; none calls ``plt.show()``. The figures are made through pyplot,
@@ -20,7 +21,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter, PercentFormatter
 
 from lorakit.checks import require_type
 from lorakit.profiles import LORA_METHODS
@@ -35,6 +36,7 @@ METRIC_LABELS = {
     "train_seconds": "training time (s)",
     "samples_per_second": "training samples per second",
     "peak_memory_mb": "peak memory (MB)",
+    "saved_mb": "saved to disk (MB)",
 }
 
 
@@ -250,6 +252,67 @@ def results_bars(report_df: pd.DataFrame, metric: str = "accuracy",
     fig.suptitle(title or f"{_capitalised(_metric_label(metric))} by run and method")
     if len(tasks) == 1 and tasks[0] is not None:
         axes[0][0].set_title(f"task: {tasks[0]}")
+    fig.tight_layout()
+    return fig
+
+
+LOG_SCALE_METRICS = ("trainable_parameters", "saved_mb")
+
+
+def _compact(value: float) -> str:
+    """E.g. 224k, 22.7M, 9.7: three significant digits and a thousands suffix."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
+        "macro_f1", "trainable_parameters", "train_seconds"), label: str = "setting",
+        title: str = "Settings side by side") -> Figure:
+    """One panel per metric, one horizontal bar per setting (a row of ``table``), its value at
+    the bar's end, so that a score and what it costs are read along one line.
+
+    ``table`` has a ``label`` column and one column per metric; a metric whose ``<metric>_low``
+    and ``<metric>_high`` columns are there gets that range drawn across its bar (e.g. the
+    lowest and highest score over seeds, the bar being their mean). Trainable parameters and
+    saved megabytes use a log axis when they span more than a factor of 20.
+    """
+    _need_columns(table, [label, *metrics], "settings_comparison", "table")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 2.2,
+                                                       0.42 * len(table) + 1.6),
+                             sharey=True, squeeze=False)
+    positions = np.arange(len(table))
+    colours = sns.color_palette(n_colors=len(table))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        values = table[metric].to_numpy(dtype=np.float64)
+        ax.barh(positions, values, color=colours)
+        text_at = values
+        if {f"{metric}_low", f"{metric}_high"} <= set(table.columns):
+            low, high = (table[f"{metric}_{end}"].to_numpy(dtype=np.float64)
+                         for end in ("low", "high"))
+            ax.errorbar(values, positions, xerr=[values - low, high - values], fmt="none",
+                        ecolor="black", capsize=3, linewidth=1)
+            text_at = np.fmax(values, high)
+        percent = metric in PERCENT_METRICS
+        for y, value, x in zip(positions, values, text_at, strict=True):
+            if np.isfinite(value):
+                ax.text(x, y, f" {value:.1%}" if percent else f" {_compact(value)}",
+                        va="center", fontsize="small")
+        if metric in LOG_SCALE_METRICS and np.nanmax(values) > 20 * np.nanmin(values):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # powers of ten only
+            ax.set_xlim(right=np.nanmax(values) * 4)  # room for the value at the bar's end
+        elif percent:
+            _percent_axis(ax.xaxis)
+            ax.set_xlim(0, 1.18)
+        else:
+            ax.set_xlim(0, np.nanmax(values) * 1.3)
+        ax.set(xlabel=_metric_label(metric), title=_capitalised(_metric_label(metric)))
+    axes[0][0].set_yticks(positions, table[label].astype(str))
+    axes[0][0].set_ylabel(label)
+    axes[0][0].invert_yaxis()  # the first row on top
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 

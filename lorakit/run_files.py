@@ -66,3 +66,14 @@ def write_log_history(run_dir: Path, log_history: list[dict]) -> None:
 def read_log_history(run_dir) -> pd.DataFrame:
     """A run's log_history.csv: one row per log step or evaluation (``plots.training_curves``)."""
     return pd.read_csv(Path(run_dir) / LOG_HISTORY)
+
+
+def saved_bytes(run_dir) -> int:
+    """Bytes a run saved to rebuild its trained model beside the unchanged base: the files of
+    ``adapter/`` (adapter methods) or ``head.safetensors`` (head-only); 0 when it saved none
+    (full fine-tuning keeps its weights in memory only: the whole model is what it changed)."""
+    run_dir = Path(run_dir)
+    adapter = [path for path in (run_dir / ADAPTER).rglob("*") if path.is_file()]
+    head = run_dir / HEAD
+    return sum(path.stat().st_size for path in adapter) + (head.stat().st_size
+                                                           if head.is_file() else 0)

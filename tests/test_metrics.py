@@ -19,7 +19,9 @@ from lorakit.metrics import (
     one_example_swing,
     paired_difference_interval,
     prediction_table,
+    seed_spread,
     softmax_probabilities,
+    tied,
     trainer_compute_metrics,
 )
 
@@ -309,3 +311,26 @@ def test_mcnemar_exact_counts_the_disagreements_and_tests_them_against_a_fair_co
     assert mcnemar_exact(right_a, right_a) == (0, 0, 1.0)
     with pytest.raises(ValueError):
         mcnemar_exact([True, False], [True])
+
+
+# seed_spread and tied
+
+
+def test_seed_spread_is_the_range_of_a_settings_scores():
+    assert seed_spread([0.93, 0.96, 0.95]) == pytest.approx(0.03)
+    assert seed_spread([0.9]) == 0.0
+
+
+def test_a_difference_inside_the_seed_spread_is_a_tie_and_one_outside_is_not():
+    default = [0.93, 0.96, 0.95]  # mean 0.9467, spread 0.03
+    assert tied(default, [0.92])  # 0.0267 below the mean
+    assert not tied(default, [0.90])  # 0.0467 below
+    assert tied([0.90], default) == tied(default, [0.90])  # symmetric
+    assert not tied([0.80, 0.81], [0.90, 0.91])  # both spreads 0.01, means 0.1 apart
+
+
+def test_seed_checks_refuse_what_says_nothing_about_the_seed():
+    with pytest.raises(ValueError, match="one score per seed"):
+        seed_spread([])
+    with pytest.raises(ValueError, match="2 or more seeds"):
+        tied([0.9], [0.8])

@@ -158,3 +158,22 @@ def test_plots_reject_empty_or_incomplete_data():
         plots.training_curves({})
     with pytest.raises(ValueError, match="kind"):
         plots.error_shares(pd.DataFrame({"joy": [0.1]}, index=["run"]), kind="pie")
+
+
+def test_settings_comparison_draws_one_bar_per_setting_in_each_panel_with_seed_ranges():
+    table = pd.DataFrame({"setting": ["q+v", "every linear", "full"],
+                          "macro_f1": [0.90, 0.93, 0.80], "macro_f1_low": [0.88, 0.90, 0.80],
+                          "macro_f1_high": [0.92, 0.95, 0.80],
+                          "trainable_parameters": [224_000, 482_000, 22_700_000],
+                          "train_seconds": [9.2, 12.4, 19.3]})
+    fig = check(plots.settings_comparison(table, metrics=("macro_f1", "trainable_parameters",
+                                                          "train_seconds")))
+    assert len(fig.axes) == 3
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(table["setting"])
+    assert all(len(ax.patches) == 3 for ax in fig.axes)
+    assert fig.axes[1].get_xscale() == "log"  # parameter counts span orders of magnitude
+    labels = [t.get_text().strip() for t in fig.axes[1].texts]
+    assert labels == ["224k", "482k", "22.7M"]
+    assert len(fig.axes[0].collections) == 1  # the seed ranges, drawn on macro-F1 only
+    with pytest.raises(ValueError, match="saved_mb"):
+        plots.settings_comparison(table, metrics=("saved_mb",))

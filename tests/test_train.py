@@ -18,6 +18,7 @@ from lorakit.bench import PROC_CLEAR_REFS, peak_memory_mb, reset_peak_memory
 from lorakit.models import load_base
 from lorakit.peft_format import load_peft_adapter
 from lorakit.precision import choose_precision, current_precision
+from lorakit.run_files import saved_bytes
 from lorakit.train import default_run_name, predict_logits, run
 
 RUN_FILES = {"config.json", "metrics.json", "log_history.csv", "predictions.csv"}
@@ -46,6 +47,16 @@ def test_run_directory_is_complete(runs, method):
     assert {"torch", "transformers", "peft", "datasets"} <= set(config["versions"])
     log = pd.read_csv(result.run_dir / "log_history.csv")
     assert "loss" in log.columns and log["loss"].notna().any()
+
+
+def test_saved_bytes_count_what_rebuilds_each_run_beside_the_base(runs):
+    for method in ("lora", "peft"):
+        adapter = runs[method].run_dir / "adapter"
+        expected = sum(p.stat().st_size for p in adapter.iterdir())
+        assert saved_bytes(runs[method].run_dir) == expected > 0
+    head = runs["head"].run_dir / "head.safetensors"
+    assert saved_bytes(runs["head"].run_dir) == head.stat().st_size > 0
+    assert saved_bytes(runs["full"].run_dir) == 0  # full fine-tuning saves no weights
 
 
 @pytest.mark.parametrize("method", ["lora", "peft", "full", "head"])
