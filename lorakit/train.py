@@ -150,7 +150,8 @@ def run_settings(task: str, method: str = "lora", r: int = 8, alpha: float = 16,
                  run_name: str | None = None) -> RunSettings:
     """``run``'s arguments checked (a one-line TypeError or ValueError for a bad one) and
     completed from the profile; nothing is loaded or written. Settings a method does not use
-    are recorded as None (VeRA's alpha; IA³'s rank and alpha), and IA³'s own targets."""
+    are recorded as None (VeRA's alpha; the rank and alpha of IA³, full fine-tuning and
+    head-only), with IA³'s own targets and none for full fine-tuning and head-only."""
     profile = resolve_profile(profile)
     check_method(method)
     check_run_settings(r=r, alpha=alpha, dropout=dropout, epochs=epochs, lr=lr,
@@ -158,6 +159,8 @@ def run_settings(task: str, method: str = "lora", r: int = 8, alpha: float = 16,
                        max_eval=max_eval, seed=seed)
     if method == "ia3":
         r, alpha, rslora, targets = None, None, False, IA3_TARGETS
+    elif method in ("full", "head"):  # no adapter: nothing of LoRA's applies
+        r, alpha, rslora, targets = None, None, False, ()
     elif method == "vera":
         alpha, rslora = None, False
     task_settings = profile.settings(task, epochs=epochs, batch_size=batch_size,

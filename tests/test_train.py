@@ -280,3 +280,13 @@ def test_every_lora_dropout_default_is_the_same():
     defaults["lorakit train --dropout"] = cli.build_parser().parse_args(
         ["train", "--task", "emotion"]).dropout
     assert set(defaults.values()) == {0.0}, defaults
+
+
+def test_full_and_head_record_no_lora_settings_so_any_rank_finds_the_same_run():
+    from lorakit.train import run_settings
+
+    for method in ("full", "head"):
+        chosen = run_settings("emotion", method, r=32, alpha=32, rslora=True, profile="tiny")
+        assert (chosen.r, chosen.alpha, chosen.rslora, chosen.targets) == (None, None, False, ())
+        assert chosen == run_settings("emotion", method, profile="tiny")  # r=8, α=16 defaults
+        assert chosen.run_name == f"{method}-seed0"
