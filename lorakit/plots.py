@@ -28,8 +28,8 @@ from lorakit.profiles import LORA_METHODS
 
 PERCENT_METRICS = ("accuracy", "macro_f1", "val_macro_f1", "trainable_percent")
 METRIC_LABELS = {
-    "accuracy": "accuracy",
-    "macro_f1": "macro-F1",
+    "accuracy": "test accuracy",  # report's and metrics.json's scores are the test split's
+    "macro_f1": "test macro-F1",
     "val_macro_f1": "validation macro-F1",
     "trainable_parameters": "trainable parameters",
     "trainable_percent": "trainable parameters (% of total)",
@@ -274,32 +274,42 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
     the bar's end, so that a score and what it costs are read along one line.
 
     ``table`` has a ``label`` column and one column per metric; a metric whose ``<metric>_low``
-    and ``<metric>_high`` columns are there gets that range drawn across its bar (e.g. the
-    lowest and highest score over seeds, the bar being their mean). Trainable parameters and
-    saved megabytes use a log axis when they span more than a factor of 20.
+    and ``<metric>_high`` columns are there is drawn as a dot (e.g. the mean over seeds) with a
+    line over that range (the lowest and highest seed), on an axis zoomed to the ranges.
+    Trainable parameters and saved megabytes use a log axis when they span more than a factor
+    of 20.
     """
     _need_columns(table, [label, *metrics], "settings_comparison", "table")
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 2.2,
-                                                       0.42 * len(table) + 1.6),
+                                                       max(3.0, 0.42 * len(table) + 1.6)),
                              sharey=True, squeeze=False)
     positions = np.arange(len(table))
     colours = sns.color_palette(n_colors=len(table))
     for ax, metric in zip(axes[0], metrics, strict=True):
         values = table[metric].to_numpy(dtype=np.float64)
-        ax.barh(positions, values, color=colours)
-        text_at = values
-        if {f"{metric}_low", f"{metric}_high"} <= set(table.columns):
+        percent = metric in PERCENT_METRICS
+        ranged = {f"{metric}_low", f"{metric}_high"} <= set(table.columns)
+        if ranged:  # a dot at the mean, a line over the range, on an axis zoomed to them
             low, high = (table[f"{metric}_{end}"].to_numpy(dtype=np.float64)
                          for end in ("low", "high"))
             ax.errorbar(values, positions, xerr=[values - low, high - values], fmt="none",
-                        ecolor="black", capsize=3, linewidth=1)
-            text_at = np.fmax(values, high)
-        percent = metric in PERCENT_METRICS
+                        ecolor="black", capsize=4, linewidth=1.2)
+            ax.scatter(values, positions, color=colours, s=70, zorder=3)
+            margin = 0.15 * (np.nanmax(high) - np.nanmin(low)) or 0.01
+            ax.set_xlim(np.nanmin(low) - margin, np.nanmax(high) + 2.5 * margin)
+            text_at = high
+        else:
+            ax.barh(positions, values, color=colours)
+            text_at = values
         for y, value, x in zip(positions, values, text_at, strict=True):
             if np.isfinite(value):
                 ax.text(x, y, f" {value:.1%}" if percent else f" {_compact(value)}",
                         va="center", fontsize="small")
-        if metric in LOG_SCALE_METRICS and np.nanmax(values) > 20 * np.nanmin(values):
+        if ranged:
+            if percent:  # whole percents unless the axis spans less than 3 of them
+                ax.xaxis.set_major_formatter(PercentFormatter(
+                    xmax=1.0, decimals=0 if np.ptp(ax.get_xlim()) >= 0.03 else 1))
+        elif metric in LOG_SCALE_METRICS and np.nanmax(values) > 20 * np.nanmin(values):
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # powers of ten only
             ax.set_xlim(right=np.nanmax(values) * 4)  # room for the value at the bar's end

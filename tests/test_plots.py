@@ -170,10 +170,12 @@ def test_settings_comparison_draws_one_bar_per_setting_in_each_panel_with_seed_r
                                                           "train_seconds")))
     assert len(fig.axes) == 3
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(table["setting"])
-    assert all(len(ax.patches) == 3 for ax in fig.axes)
+    assert [len(ax.patches) for ax in fig.axes] == [0, 3, 3]  # ranges are dots, not bars
     assert fig.axes[1].get_xscale() == "log"  # parameter counts span orders of magnitude
     labels = [t.get_text().strip() for t in fig.axes[1].texts]
     assert labels == ["224k", "482k", "22.7M"]
-    assert len(fig.axes[0].collections) == 1  # the seed ranges, drawn on macro-F1 only
+    low, high = fig.axes[0].get_xlim()
+    assert 0.7 < low < 0.8 and 0.95 < high < 1.1  # zoomed to the ranges 0.80-0.95
+    assert len(fig.axes[2].collections) == 0  # no ranges: plain bars
     with pytest.raises(ValueError, match="saved_mb"):
         plots.settings_comparison(table, metrics=("saved_mb",))
