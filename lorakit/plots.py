@@ -21,7 +21,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import MaxNLocator, NullFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
 from lorakit.checks import require_type
 from lorakit.profiles import LORA_METHODS
@@ -297,15 +297,19 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
             ax.scatter(values, positions, color=colours, s=70, zorder=3)
             margin = 0.15 * (np.nanmax(high) - np.nanmin(low)) or 0.01
             ax.set_xlim(np.nanmin(low) - margin, np.nanmax(high) + 2.5 * margin)
-            text_at = high
         else:
             ax.barh(positions, values, color=colours)
-            text_at = values
-        for y, value, x in zip(positions, values, text_at, strict=True):
-            if np.isfinite(value):
-                ax.text(x, y, f" {value:.1%}" if percent else f" {_compact(value)}",
-                        va="center", fontsize="small")
+        for y, value in zip(positions, values, strict=True):
+            if not np.isfinite(value):
+                continue
+            text = f"{value:.1%}" if percent else _compact(value)
+            if ranged:  # above its dot: at the range's end it would read as the maximum
+                ax.annotate(text, (value, y), xytext=(0, 7), textcoords="offset points",
+                            ha="center", fontsize="small")
+            else:
+                ax.text(value, y, f" {text}", va="center", fontsize="small")
         if ranged:
+            ax.xaxis.set_major_locator(MaxNLocator(4))
             if percent:  # whole percents unless the axis spans less than 3 of them
                 ax.xaxis.set_major_formatter(PercentFormatter(
                     xmax=1.0, decimals=0 if np.ptp(ax.get_xlim()) >= 0.03 else 1))
@@ -318,10 +322,12 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
             ax.set_xlim(0, 1.18)
         else:
             ax.set_xlim(0, np.nanmax(values) * 1.3)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _compact(x)))
+            ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set(xlabel=_metric_label(metric), title=_capitalised(_metric_label(metric)))
     axes[0][0].set_yticks(positions, table[label].astype(str))
     axes[0][0].set_ylabel(label)
-    axes[0][0].invert_yaxis()  # the first row on top
+    axes[0][0].set_ylim(len(table) - 0.5, -0.8)  # the first row on top, room above it
     fig.suptitle(title)
     fig.tight_layout()
     return fig
