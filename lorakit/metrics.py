@@ -258,18 +258,21 @@ def seed_spread(scores) -> float:
     return float(values.max() - values.min())
 
 
-def tied(scores_a, scores_b) -> bool:
+def tied(scores_a, scores_b, yardstick: float | None = None) -> bool:
     """Whether two settings are a tie: their mean scores differ by no more than the larger of
     their seed spreads (``seed_spread``), so the seed alone could account for the difference.
 
-    Each argument holds one score per seed; at least one of the two needs two seeds or more,
-    since one seed says nothing about how far the seed moves a score.
+    Each argument holds one score per seed. When both have one seed, neither says how far the
+    seed moves a score: ``yardstick`` is then the spread to use, e.g. the ``seed_spread`` of a
+    reference setting trained with several seeds; without it that is a ValueError.
     """
-    spreads = [seed_spread(scores_a), seed_spread(scores_b)]
+    spread = max(seed_spread(scores_a), seed_spread(scores_b))
     if len(scores_a) < 2 and len(scores_b) < 2:
-        raise ValueError("both settings have one seed: train one of them with 2 or more seeds "
-                         "to know how far the seed alone moves the score")
-    return bool(abs(float(np.mean(scores_a)) - float(np.mean(scores_b))) <= max(spreads))
+        if yardstick is None:
+            raise ValueError("both settings have one seed: train one of them with 2 or more "
+                             "seeds, or pass yardstick=, the seed spread of a setting that has")
+        spread = require_number("yardstick", yardstick, low=0, example=0.02)
+    return bool(abs(float(np.mean(scores_a)) - float(np.mean(scores_b))) <= spread)
 
 
 def prediction_table(

@@ -334,3 +334,11 @@ def test_seed_checks_refuse_what_says_nothing_about_the_seed():
         seed_spread([])
     with pytest.raises(ValueError, match="2 or more seeds"):
         tied([0.9], [0.8])
+    with pytest.raises(ValueError, match="yardstick"):
+        tied([0.9], [0.8], yardstick=-0.1)
+
+
+def test_two_single_seed_settings_are_compared_against_a_yardstick_spread():
+    assert tied([0.90], [0.92], yardstick=0.03)
+    assert not tied([0.90], [0.95], yardstick=0.03)
+    assert not tied([0.90, 0.905], [0.95], yardstick=0.5)  # a measured spread comes first
