@@ -333,6 +333,51 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
     return fig
 
 
+def rate_curves(table: pd.DataFrame, group: str = "method", panel: str | None = None,
+                metric: str = "val_macro_f1", title: str = "Learning rate against score") -> Figure:
+    """A score against the learning rate (log axis): one line per value of ``group``, one panel
+    per value of ``panel`` (or a single panel), each line's best point circled.
+
+    ``table`` has an ``lr`` column, ``metric``, ``group`` and ``panel``: one row per run, e.g.
+    LoRA and full fine-tuning at three rates each (``group="method"``), or LoRA at three ranks
+    (``group="r"``) under two scalings (``panel="scaling"``). Lines and panels keep the order in
+    which their values first appear. Circling the best point shows where each line peaks; a
+    circle at a line's end says the best rate may lie beyond the rates tried.
+    """
+    _need_columns(table, ["lr", metric, group] + ([panel] if panel else []), "rate_curves",
+                  "table")
+    panels = list(dict.fromkeys(table[panel])) if panel else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2.0, 4.0),
+                             sharey=True, squeeze=False)
+    colours = dict(zip(dict.fromkeys(table[group]),
+                       sns.color_palette(n_colors=table[group].nunique()), strict=True))
+    for ax, value in zip(axes[0], panels, strict=True):
+        rows = table if panel is None else table[table[panel] == value]
+        for name, line in rows.groupby(group, sort=False):
+            line = line.sort_values("lr")
+            ax.plot(line["lr"], line[metric], marker="o", color=colours[name], label=str(name))
+            best = line.loc[line[metric].idxmax()]
+            ax.scatter(best["lr"], best[metric], s=160, facecolors="none", edgecolors="black",
+                       zorder=3)
+        ax.set_xscale("log")
+        tried = sorted(rows["lr"].unique())  # the rates tried are the ticks
+        ax.set_xticks(tried, [f"{lr:g}" for lr in tried])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set(xlabel="learning rate (log scale)",
+               title=f"{panel} {value}" if panel else "best of each line circled")
+    low, high = table[metric].min(), table[metric].max()
+    margin = max(0.1 * (high - low), 0.02 * max(abs(high), 1e-12))
+    axes[0][0].set_ylim(low - margin, high + margin)  # zoomed to the scores: peaks show
+    if metric in PERCENT_METRICS:  # whole percents unless the axis spans less than 3 of them
+        axes[0][0].yaxis.set_major_formatter(PercentFormatter(
+            xmax=1.0, decimals=0 if high - low + 2 * margin >= 0.03 else 1))
+    axes[0][0].set_ylabel(_metric_label(metric))
+    axes[0][-1].legend(title=group, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def _cell_format(metric: str, values: np.ndarray) -> str:
     if metric in PERCENT_METRICS:
         return ".1%"

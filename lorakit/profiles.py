@@ -54,13 +54,19 @@ class TaskSettings:
 
 @dataclass(frozen=True)
 class Profile:
-    """A named run size: the model, where the data comes from, and settings per task."""
+    """A named run size: the model, where the data comes from, and settings per task.
+
+    ``rank_grid`` holds the ranks at which notebook 07 trains LoRA at each of its learning rates
+    under both scalings, α/r and rsLoRA's α/√r: six runs per rank, so only a profile with time
+    for them names any (``()`` trains no grid).
+    """
 
     name: str
     model: str
     data: str  # "fixtures" (bundled samples) or "hub"
     tasks: dict[str, TaskSettings] = field(repr=False)
     purpose: str = ""
+    rank_grid: tuple[int, ...] = ()
 
     def settings(self, task: str, **overrides) -> TaskSettings:
         """The task's settings with every non-None override applied."""
@@ -186,6 +192,7 @@ PROFILES = {
         data="hub",
         purpose="distilbert-base-uncased on the full dataset: the real results, on a GPU",
         tasks=FULL_TASKS,
+        rank_grid=(2, 8, 32),  # notebook 05's ranks, each four times the last
     ),
     "tiny": Profile(
         name="tiny",

@@ -185,10 +185,14 @@ def printed_estimate_seconds(cell) -> float:
                for number, unit in PRINTED_ESTIMATE.findall(text))
 
 
-def planned_runs(notebook: nbformat.NotebookNode) -> tuple[str, list[str]] | None:
+def planned_runs(notebook: nbformat.NotebookNode,
+                 profile: str | None = None) -> tuple[str, list[str]] | None:
     """The ``TASK`` and ``RUNS`` a notebook declares in one code cell, read without running it:
-    the cell's plain assignments are evaluated (with ``len`` as the only builtin) until both
-    are known. None when the notebook declares no runs."""
+    the cell's assignments to names are executed until both are known, with ``len`` as the only
+    builtin and ``resolve_profile()`` giving ``profile`` (as a notebook sizes a grid from it).
+    None when the notebook declares no runs."""
+    from lorakit.profiles import resolve_profile
+
     for cell in notebook.cells:
         if cell.cell_type != "code" or "RUNS" not in cell.source:
             continue
@@ -196,17 +200,17 @@ def planned_runs(notebook: nbformat.NotebookNode) -> tuple[str, list[str]] | Non
             statements = ast.parse(cell.source).body
         except SyntaxError:  # e.g. a cell with IPython magics
             continue
-        names: dict = {}
+        names: dict = {"__builtins__": {"len": len},
+                       "resolve_profile": lambda: resolve_profile(profile)}
         for statement in statements:
-            if not (isinstance(statement, ast.Assign)
-                    and all(isinstance(target, ast.Name) for target in statement.targets)):
+            if not (isinstance(statement, ast.Assign) and all(
+                    isinstance(name, ast.Name | ast.Tuple) for name in statement.targets)):
                 continue
-            try:
-                value = eval(compile(ast.Expression(statement.value), "<cell>", "eval"),  # noqa: S307
-                             {"__builtins__": {"len": len}}, dict(names))
+            try:  # one namespace, so that a comprehension sees the names assigned before it
+                exec(compile(ast.Module([statement], type_ignores=[]), "<cell>", "exec"),  # noqa: S102
+                     names)
             except Exception:  # noqa: BLE001 - depends on more than constants: not a declaration
                 continue
-            names.update({target.id: value for target in statement.targets})
         if "TASK" in names and "RUNS" in names:
             return names["TASK"], list(names["RUNS"])
     return None
@@ -214,7 +218,8 @@ def planned_runs(notebook: nbformat.NotebookNode) -> tuple[str, list[str]] | Non
 
 def announce_series_estimate(notebooks: list[Path], profile: str) -> float:
     """Print how long the training runs of the whole series take here, before any starts."""
-    plans = {path.stem: planned_runs(nbformat.read(path, as_version=4)) for path in notebooks}
+    plans = {path.stem: planned_runs(nbformat.read(path, as_version=4), profile)
+             for path in notebooks}
     plans = {name: plan for name, plan in plans.items() if plan}
     if not plans:
         return 0.0

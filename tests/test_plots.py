@@ -179,3 +179,27 @@ def test_settings_comparison_draws_one_bar_per_setting_in_each_panel_with_seed_r
     assert len(fig.axes[2].collections) == 0  # no ranges: plain bars
     with pytest.raises(ValueError, match="saved_mb"):
         plots.settings_comparison(table, metrics=("saved_mb",))
+
+
+def test_rate_curves_draw_a_line_per_group_and_panel_with_each_best_circled():
+    grid = pd.DataFrame([
+        {"scaling": scaling, "r": r, "lr": lr, "val_macro_f1": score}
+        for scaling, scores in (("α/r", {2: (0.5, 0.8, 0.7), 32: (0.4, 0.6, 0.9)}),
+                                ("α/√r", {2: (0.6, 0.9, 0.7), 32: (0.8, 0.7, 0.3)}))
+        for r, by_rate in scores.items()
+        for lr, score in zip((9e-3, 3e-3, 1e-3), by_rate[::-1], strict=True)])  # high rate first
+    fig = check(plots.rate_curves(grid, group="r", panel="scaling",
+                                  title="Best rate against rank"))
+    assert [ax.get_title() for ax in fig.axes] == ["scaling α/r", "scaling α/√r"]
+    for ax, best in zip(fig.axes, ([(3e-3, 0.8), (9e-3, 0.9)], [(3e-3, 0.9), (1e-3, 0.8)]),
+                        strict=True):
+        assert ax.get_xscale() == "log"
+        assert len(ax.get_lines()) == 2  # one line per rank
+        circled = [tuple(float(v) for v in c.get_offsets()[0]) for c in ax.collections]
+        assert circled == best  # each line's highest point, in rank order
+        assert list(ax.get_lines()[0].get_xdata()) == [1e-3, 3e-3, 9e-3]  # sorted by rate
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["2", "32"]
+    one_panel = check(plots.rate_curves(grid[grid["scaling"] == "α/r"], group="r"))
+    assert len(one_panel.axes) == 1
+    with pytest.raises(ValueError, match="lr"):
+        plots.rate_curves(grid.drop(columns="lr"), group="r")

@@ -72,12 +72,16 @@ def test_every_outcome_is_recorded_and_the_series_goes_on(tutorial, monkeypatch,
 
 
 def test_the_series_runs_are_read_from_the_notebooks_without_running_them(tutorial):
-    plans = {path.stem[:2]: tutorial.planned_runs(nbformat.read(path, as_version=4))
+    plans = {path.stem[:2]: tutorial.planned_runs(nbformat.read(path, as_version=4), "offline")
              for path in sorted(tutorial.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
     assert plans["03"] == ("emotion", ["lora", "peft", "full", "head"])
     assert plans["04"] == ("imdb", ["untrained", "lora", "full"])
     assert plans["05"] == ("emotion", ["lora"] * 6 + ["peft", "head"])  # 3 ranks x 2 scales
     assert plans["01"] is plans["02"] is plans["06"] is None  # no training runs declared
+    # 07 unpacks a tuple and builds its grid with a comprehension before RUNS; none here (offline)
+    assert plans["07"] == ("emotion", ["lora"] * 4 + ["lora", "full"] * 2 + ["lora"] * 2)
+    assert plans["08"] == ("emotion", ["lora", "dora", "loraplus", "pissa", "vera", "ia3"]
+                           + ["dora"] * 2)  # rsLoRA is method "lora"; then two seeds
 
 
 def small_notebook():
