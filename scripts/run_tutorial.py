@@ -31,7 +31,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm import tqdm
 
-from lorakit.estimate import ESTIMATE_CAVEAT, format_duration
+from lorakit.estimate import LEFT_OUT, format_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -227,12 +227,17 @@ def announce_series_estimate(notebooks: list[Path], profile: str) -> float:
 
     print(f"timing a few training steps per method on this machine ({profile} profile) ...",
           flush=True)
-    seconds = {name: estimate_seconds(task, runs, profile).total
-               for name, (task, runs) in plans.items()}
-    each = ", ".join(f"{name[:2]} {format_duration(value)}" for name, value in seconds.items())
-    total = sum(seconds.values())
+    estimates = {name: estimate_seconds(task, runs, profile)
+                 for name, (task, runs) in plans.items()}
+    each = ", ".join(f"{name[:2]} {format_duration(estimate.total)}"
+                     for name, estimate in estimates.items())
+    total = sum(estimate.total for estimate in estimates.values())
+    batches = ("as long as the runs' batches pad to on average"
+               if all(estimate.from_data for estimate in estimates.values())
+               else "at full length, since the data is not downloaded yet")
     print(f"the series' training runs take about {format_duration(total)} here ({each}; "
-          f"{ESTIMATE_CAVEAT}; the other notebooks train little or reuse runs)", flush=True)
+          f"training steps timed on batches {batches}; {LEFT_OUT}; the other notebooks train "
+          "little or reuse runs)", flush=True)
     return total
 
 

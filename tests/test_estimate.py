@@ -6,7 +6,7 @@ import pytest
 
 from lorakit import estimate
 from lorakit.data import split_sizes
-from lorakit.estimate import ESTIMATE_CAVEAT, format_duration, print_estimate
+from lorakit.estimate import format_duration, padded_length, print_estimate
 from lorakit.profiles import PROFILES
 
 
@@ -14,7 +14,31 @@ def test_print_estimate_measures_the_runs(capsys):
     text = print_estimate("emotion", ("untrained", "head", "head"), "tiny")
     assert text.strip() == capsys.readouterr().out.strip()
     assert "measured here: untrained" in text and "head ×2" in text
-    assert "these 3 runs, evaluations included, take about" in text and ESTIMATE_CAVEAT in text
+    assert "these 3 runs, evaluations included, take about" in text
+    assert "tokens, the length the training batches pad to on average" in text  # bundled data
+
+
+def test_bundled_data_is_timed_at_the_length_its_batches_pad_to(monkeypatch):
+    timed = []
+    real_step = estimate._seconds_per_step
+    monkeypatch.setattr(estimate, "_seconds_per_step", lambda model, batch, *rest:
+                        timed.append(batch["input_ids"].shape) or real_step(model, batch, *rest))
+    seconds = estimate.estimate_seconds("emotion", ("head",), "tiny", timed_steps=1)
+    settings = PROFILES["tiny"].settings("emotion")
+    assert seconds.from_data and 0 < seconds.batch_tokens < settings.max_length
+    assert timed == [(settings.batch_size, seconds.batch_tokens)]
+    assert f"batches of {seconds.batch_tokens} tokens" in seconds.caveat
+
+
+def test_padded_length_is_the_mean_longest_text_per_batch():
+    assert padded_length([3, 9, 4, 4, 5, 1], batch_size=2, grouped=False) == 6  # (9 + 4 + 5) / 3
+    alternating = [10, 100] * 64  # in order, every batch of 4 holds a long text
+    assert padded_length(alternating, batch_size=4, grouped=False) == 100
+    grouped = padded_length(alternating, batch_size=4, grouped=True)
+    assert 10 < grouped < 100  # grouped by length: half the batches hold short texts only
+    assert grouped == padded_length(alternating, batch_size=4, grouped=True)  # seeded
+    with pytest.raises(ValueError, match="at least one text"):
+        padded_length([], batch_size=4, grouped=True)
 
 
 def test_estimate_counts_the_profile_steps_and_evaluations(monkeypatch):
@@ -51,7 +75,9 @@ def test_estimate_on_the_hub_profiles_builds_distilbert_base_without_a_download(
     quick = replace(PROFILES["quick"], tasks={"emotion": small})
     seconds = estimate.estimate_seconds("emotion", ("lora",), quick, timed_steps=1)
     assert seconds.total == seconds.run_seconds["lora"] > seconds.step_seconds["lora"] > 0
-    config = built[0].config
+    assert not seconds.from_data and seconds.batch_tokens == 16  # the Hub's data: full length
+    assert "full-length batches (16 tokens" in seconds.caveat
+    config = built[0][0].config  # (model, tokenizer): no tokenizer for Hub data
     assert (config.n_layers, config.dim, config.hidden_dim, config.num_labels) == (6, 768, 3072, 6)
 
 
