@@ -24,7 +24,6 @@ from transformers import (
     DistilBertForSequenceClassification,
     TrainingArguments,
 )
-from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from lorakit.bench import training_step
 from lorakit.data import get_task, load_task, split_sizes
@@ -62,7 +61,7 @@ class Estimate:
         """What the estimate counts and leaves out, in words, to print beside it."""
         if self.from_data:
             return (f"training steps timed on batches of {self.batch_tokens} tokens, the length "
-                    f"the training batches pad to on average; {LEFT_OUT}")
+                    f"random batches of the training texts pad to on average; {LEFT_OUT}")
         return (f"training steps timed on full-length batches ({self.batch_tokens} tokens; real "
                 f"batches pad to their longest text, often shorter); {LEFT_OUT}")
 
@@ -100,9 +99,9 @@ def estimate_seconds(task: str, runs: Sequence[str] = ("lora",), profile=None,
     if tokenizer is not None:  # the data is on disk: batches as long as the runs' batches
         data = load_task(task, profile)
         train_tokens = padded_length(_token_lengths(data["train"], tokenizer, settings.max_length),
-                                     settings.batch_size, grouped=True)
+                                     settings.batch_size, shuffled=True)
         eval_tokens = padded_length(_token_lengths(data["validation"], tokenizer,
-                                                   settings.max_length), eval_size, grouped=False)
+                                                   settings.max_length), eval_size, shuffled=False)
     batch = _random_batch(base.config.vocab_size, settings.batch_size, train_tokens)
     step_seconds = {method: _seconds_per_step(prepare_model(copy.deepcopy(base), method,
                                                             targets=DEFAULT_TARGETS),
@@ -122,19 +121,20 @@ def estimate_seconds(task: str, runs: Sequence[str] = ("lora",), profile=None,
                     from_data=tokenizer is not None)
 
 
-def padded_length(lengths: Sequence[int], batch_size: int, grouped: bool, seed: int = 0) -> int:
-    """The number of tokens a batch of ``batch_size`` texts of ``lengths`` tokens pads to, on
-    average over one pass: each batch pads to its longest text. ``grouped`` batches them as
-    ``lorakit.train.run``'s training does (transformers' length-grouped sampler: a seeded
-    shuffle, then groups of up to 50 batches sorted by length), else in order (evaluation)."""
-    lengths = [int(length) for length in lengths]
-    if not lengths:
+def padded_length(lengths: Sequence[int], batch_size: int, shuffled: bool,
+                  passes: int = 10, seed: int = 0) -> int:
+    """The number of tokens a batch of ``batch_size`` texts of ``lengths`` tokens pads to (its
+    longest text), on average over the batches of ``passes`` seeded shuffles when ``shuffled``
+    (training: transformers 5.24's Trainer draws random batches under ``lorakit.train.run``'s
+    settings; 5.15's groups them by length, which pads less), else over one pass in order."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.size == 0:
         raise ValueError("padded_length needs the lengths of at least one text")
-    order = (get_length_grouped_indices(lengths, batch_size,
-                                        generator=torch.Generator().manual_seed(seed))
-             if grouped else range(len(lengths)))
-    ordered = np.asarray(lengths)[list(order)]
-    longest = [ordered[i:i + batch_size].max() for i in range(0, len(ordered), batch_size)]
+    rng = np.random.default_rng(seed)
+    orders = ([rng.permutation(lengths.size) for _ in range(passes)] if shuffled
+              else [np.arange(lengths.size)])
+    longest = [lengths[order[i:i + batch_size]].max()
+               for order in orders for i in range(0, lengths.size, batch_size)]
     return math.ceil(np.mean(longest))
 
 

@@ -188,8 +188,9 @@ def printed_estimate_seconds(cell) -> float:
 def planned_runs(notebook: nbformat.NotebookNode,
                  profile: str | None = None) -> tuple[str, list[str]] | None:
     """The ``TASK`` and ``RUNS`` a notebook declares in one code cell, read without running it:
-    the cell's assignments to names are executed until both are known, with ``len`` as the only
-    builtin and ``resolve_profile()`` giving ``profile`` (as a notebook sizes a grid from it).
+    the cell's assignments to names (``=``, ``+=``, tuples of names) are executed until both are
+    known, with ``len`` as the only builtin and ``resolve_profile(...)`` giving ``profile`` (as a
+    notebook sizes a grid from it).
     None when the notebook declares no runs."""
     from lorakit.profiles import resolve_profile
 
@@ -201,10 +202,14 @@ def planned_runs(notebook: nbformat.NotebookNode,
         except SyntaxError:  # e.g. a cell with IPython magics
             continue
         names: dict = {"__builtins__": {"len": len},
-                       "resolve_profile": lambda: resolve_profile(profile)}
+                       "resolve_profile": lambda *_, **__: resolve_profile(profile)}
         for statement in statements:
-            if not (isinstance(statement, ast.Assign) and all(
-                    isinstance(name, ast.Name | ast.Tuple) for name in statement.targets)):
+            targets = (statement.targets if isinstance(statement, ast.Assign)
+                       else [statement.target] if isinstance(statement, ast.AugAssign) else [])
+            if not targets or not all(
+                    isinstance(target, ast.Name) or isinstance(target, ast.Tuple) and all(
+                        isinstance(name, ast.Name) for name in target.elts)
+                    for target in targets):
                 continue
             try:  # one namespace, so that a comprehension sees the names assigned before it
                 exec(compile(ast.Module([statement], type_ignores=[]), "<cell>", "exec"),  # noqa: S102

@@ -15,7 +15,7 @@ def test_print_estimate_measures_the_runs(capsys):
     assert text.strip() == capsys.readouterr().out.strip()
     assert "measured here: untrained" in text and "head ×2" in text
     assert "these 3 runs, evaluations included, take about" in text
-    assert "tokens, the length the training batches pad to on average" in text  # bundled data
+    assert "tokens, the length random batches of the training texts pad to" in text  # bundled
 
 
 def test_bundled_data_is_timed_at_the_length_its_batches_pad_to(monkeypatch):
@@ -31,14 +31,15 @@ def test_bundled_data_is_timed_at_the_length_its_batches_pad_to(monkeypatch):
 
 
 def test_padded_length_is_the_mean_longest_text_per_batch():
-    assert padded_length([3, 9, 4, 4, 5, 1], batch_size=2, grouped=False) == 6  # (9 + 4 + 5) / 3
+    assert padded_length([3, 9, 4, 4, 5, 1], batch_size=2, shuffled=False) == 6  # (9 + 4 + 5) / 3
     alternating = [10, 100] * 64  # in order, every batch of 4 holds a long text
-    assert padded_length(alternating, batch_size=4, grouped=False) == 100
-    grouped = padded_length(alternating, batch_size=4, grouped=True)
-    assert 10 < grouped < 100  # grouped by length: half the batches hold short texts only
-    assert grouped == padded_length(alternating, batch_size=4, grouped=True)  # seeded
+    assert padded_length(alternating, batch_size=4, shuffled=False) == 100
+    assert padded_length(alternating, batch_size=1, shuffled=True) == 55  # each text alone
+    shuffled = padded_length(alternating, batch_size=4, shuffled=True)
+    assert 90 < shuffled < 100  # a random batch of 4 holds only short texts 1 time in 16 or so
+    assert shuffled == padded_length(alternating, batch_size=4, shuffled=True)  # seeded
     with pytest.raises(ValueError, match="at least one text"):
-        padded_length([], batch_size=4, grouped=True)
+        padded_length([], batch_size=4, shuffled=True)
 
 
 def test_estimate_counts_the_profile_steps_and_evaluations(monkeypatch):

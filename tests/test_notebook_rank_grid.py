@@ -7,6 +7,7 @@ conclude from them."""
 import ast
 import importlib.util
 import math
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -26,10 +27,20 @@ from lorakit.train import RunResult  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "07_choosing_lora_settings.ipynb"
 FULL_LORA_RATE = PROFILES["full"].settings("emotion").learning_rates["lora"]  # 1e-3
-# The stand-in's best rate for each (scaling, r); every other LoRA run peaks at the profile's.
-PEAKS = {("α/r", 2): FULL_LORA_RATE, ("α/r", 32): 3 * FULL_LORA_RATE,
-         ("α/√r", 2): 3 * FULL_LORA_RATE, ("α/√r", 8): FULL_LORA_RATE,
-         ("α/√r", 32): FULL_LORA_RATE / 3}
+RATE_FACTORS = (1 / 3, 1, 3)
+
+
+def grid_rates(scaling: str, r: int) -> list[float]:
+    """The rates notebook 07 tries for one line of the grid: centred on the profile's LoRA rate
+    under α/r, on that rate / √r under α/√r; two significant digits."""
+    centre = FULL_LORA_RATE / (math.sqrt(r) if scaling == "α/√r" else 1)
+    return [float(f"{centre * factor:.2g}") for factor in RATE_FACTORS]
+
+
+# Made-up data for the stand-in: where each line of the grid peaks (an index into its rates).
+# Every other LoRA run, and full fine-tuning, peaks at the profile's rate.
+PEAKS = {("α/r", 2): 1, ("α/r", 8): 1, ("α/r", 32): 2,
+         ("α/√r", 2): 2, ("α/√r", 8): 1, ("α/√r", 32): 0}
 
 
 class StandInRuns:
@@ -42,8 +53,9 @@ class StandInRuns:
                  profile=None, output_dir=None, run_name=None, **_):
         rate = lr or profile.settings(task).learning_rates[method]
         scaling = "α/√r" if rslora else "α/r"
-        peak = (profile.settings(task).learning_rates[method] if method != "lora"
-                else PEAKS.get((scaling, r), FULL_LORA_RATE))
+        peak = profile.settings(task).learning_rates[method]
+        if method == "lora" and (scaling, r) in PEAKS:
+            peak = grid_rates(scaling, r)[PEAKS[scaling, r]]
         score = 0.9 - 0.1 * abs(math.log10(rate / peak))
         self.calls.append({"method": method, "r": r, "scaling": scaling, "lr": rate,
                            "seed": seed, "run_name": run_name, "output_dir": Path(output_dir)})
@@ -97,25 +109,31 @@ def execute_up_to_the_grid(profile: str, monkeypatch, tmp_path) -> tuple[dict, S
 
 def test_the_full_profile_trains_every_rank_scaling_and_rate_once(monkeypatch, tmp_path, capsys):
     namespace, runs = execute_up_to_the_grid("full", monkeypatch, tmp_path)
-    rates = (0.00033, 0.001, 0.003)  # the profile's 1e-3 times 1/3, 1, 3, to two digits
-    lora = {(c["scaling"], c["r"], c["lr"]) for c in runs.calls if c["method"] == "lora"
-            and c["r"] != 8 or c["scaling"] == "α/√r"}
-    assert lora == {(scaling, r, lr) for scaling in ("α/r", "α/√r") for r in (2, 32)
-                    for lr in rates} | {("α/√r", 8, lr) for lr in rates}  # 15 runs
-    grid_runs = [c for c in runs.calls if c["r"] != 8 or c["scaling"] == "α/√r"]
-    assert len(grid_runs) == 15  # each once; r = 8 under α/r is section 2's LoRA runs
+    grid_runs = [c for c in runs.calls
+                 if c["method"] == "lora" and (c["r"] != 8 or c["scaling"] == "α/√r")]
+    assert sorted((c["scaling"], c["r"], c["lr"]) for c in grid_runs) == sorted(
+        (scaling, r, lr) for scaling, r in PEAKS if (scaling, r) != ("α/r", 8)
+        for lr in grid_rates(scaling, r))  # 15 runs, each once: r = 8 under α/r is section 2's
+    assert len(grid_runs) == 15
+    section_2 = {c["lr"] for c in runs.calls if c["method"] == "lora" and c["r"] == 8
+                 and c["scaling"] == "α/r" and c["seed"] == 0 and c["lr"] != FULL_LORA_RATE}
+    assert section_2 | {FULL_LORA_RATE} == set(grid_rates("α/r", 8))  # what the grid reuses
     named = [c["run_name"] for c in runs.calls if c["run_name"]]
     assert len(set(named)) == len(named)  # no run overwrites another
     trained_here = [c for c in runs.calls if c["output_dir"] == namespace["OUT_DIR"]]
     seeds_later = len(namespace["SEEDS"]) - 1  # section 3, not executed here
     assert len(namespace["RUNS"]) == len(trained_here) + seeds_later  # the estimate's count
     printed = capsys.readouterr().out
-    for scaling, best in (("α/r", ("0.001", "0.001", "0.003")),
-                          ("α/√r", ("0.003", "0.001", "0.00033"))):
+    positions = ("lowest", "middle", "highest")
+    for scaling in ("α/r", "α/√r"):
         line = next(line for line in printed.splitlines()
                     if line.startswith(f"full profile, {scaling}: the best rate"))
-        assert [part.split(" at ")[0].split()[-1] for part in line.split(", ")[1:]] == list(best)
+        for r in (2, 8, 32):
+            best = grid_rates(scaling, r)[PEAKS[scaling, r]]
+            assert f"{best:g} at r = {r} ({positions[PEAKS[scaling, r]]} of its line" in line
     assert "α/√r, 32: the best rate is at the edge of the grid" in printed
+    assert "α/r, 32: the best rate is at the edge of the grid" in printed
+    assert "α/r, 2: the best rate is at the edge" not in printed
     assert namespace["grid"].shape[0] == 18  # drawn: 15 runs and section 2's three
 
 
@@ -137,5 +155,5 @@ def test_the_series_estimate_counts_the_grid_of_the_profile_it_runs(monkeypatch)
     offline = tutorial.planned_runs(notebook, "offline")
     full = tutorial.planned_runs(notebook, "full")
     assert offline[0] == full[0] == "emotion"
-    assert len(full[1]) - len(offline[1]) == 15
-    assert set(full[1]) - set(offline[1]) == set()
+    assert Counter(full[1]) - Counter(offline[1]) == Counter({"lora": 15})
+    assert not Counter(offline[1]) - Counter(full[1])

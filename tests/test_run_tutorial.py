@@ -141,3 +141,13 @@ def test_estimates_are_read_from_what_a_cell_printed(tutorial):
                                            text="runs take about 2.5 min; loop takes about 30 s\n"),
                     nbformat.v4.new_output("stream", name="stderr", text="take about 1 h\n")]
     assert tutorial.printed_estimate_seconds(cell) == 2.5 * 60 + 30 + 3600
+
+
+def test_planned_runs_follow_augmented_assignments_and_the_profile_given(tutorial):
+    cell = nbformat.v4.new_code_cell(
+        'import os\nTASK = "emotion"\nprofile = resolve_profile("ignored: the series decides")\n'
+        "A, B = 2, 1\nRUNS = ['lora'] * A\nRUNS += ['full'] * (B + len(profile.rank_grid))\n"
+        "os.environ.clear()  # an expression: never executed\nCONFIG.x, y = 1, 2  # not names\n")
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    assert tutorial.planned_runs(notebook, "offline") == ("emotion", ["lora", "lora", "full"])
+    assert tutorial.planned_runs(notebook, "full") == ("emotion", ["lora"] * 2 + ["full"] * 4)
