@@ -257,6 +257,8 @@ def results_bars(report_df: pd.DataFrame, metric: str = "accuracy",
 
 
 LOG_SCALE_METRICS = ("trainable_parameters", "saved_mb")
+# Tick spacings 1, 2 or 5 times a power of ten: 2.5 would print 82.5% as a whole "82%".
+ROUND_TICK_STEPS = (1, 2, 5, 10)
 
 
 def _compact(value: float) -> str:
@@ -309,7 +311,7 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
             else:
                 ax.text(value, y, f" {text}", va="center", fontsize="small")
         if ranged:
-            ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.xaxis.set_major_locator(MaxNLocator(4, steps=ROUND_TICK_STEPS))
             if percent:  # whole percents unless the axis spans less than 3 of them
                 ax.xaxis.set_major_formatter(PercentFormatter(
                     xmax=1.0, decimals=0 if np.ptp(ax.get_xlim()) >= 0.03 else 1))
@@ -368,6 +370,7 @@ def rate_curves(table: pd.DataFrame, group: str = "method", panel: str | None = 
     low, high = table[metric].min(), table[metric].max()
     margin = max(0.1 * (high - low), 0.02 * max(abs(high), 1e-12))
     axes[0][0].set_ylim(low - margin, high + margin)  # zoomed to the scores: peaks show
+    axes[0][0].yaxis.set_major_locator(MaxNLocator(6, steps=ROUND_TICK_STEPS))
     if metric in PERCENT_METRICS:  # whole percents unless the axis spans less than 3 of them
         axes[0][0].yaxis.set_major_formatter(PercentFormatter(
             xmax=1.0, decimals=0 if high - low + 2 * margin >= 0.03 else 1))

@@ -131,9 +131,10 @@ def test_the_full_profile_trains_every_rank_scaling_and_rate_once(monkeypatch, t
         for r in (2, 8, 32):
             best = grid_rates(scaling, r)[PEAKS[scaling, r]]
             assert f"{best:g} at r = {r} ({positions[PEAKS[scaling, r]]} of its line" in line
-    assert "α/√r, 32: the best rate is at the edge of the grid" in printed
-    assert "α/r, 32: the best rate is at the edge of the grid" in printed
-    assert "α/r, 2: the best rate is at the edge" not in printed
+    assert "α/√r, 32: the best rate is the lower end of the rates tried" in printed
+    assert "α/r, 32: the best rate is the higher end of the rates tried" in printed
+    assert "α/√r, 2: the best rate is the higher end" in printed
+    assert "α/r, 2: the best rate is" not in printed  # its middle rate
     assert namespace["grid"].shape[0] == 18  # drawn: 15 runs and section 2's three
 
 

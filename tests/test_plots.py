@@ -203,3 +203,15 @@ def test_rate_curves_draw_a_line_per_group_and_panel_with_each_best_circled():
     assert len(one_panel.axes) == 1
     with pytest.raises(ValueError, match="lr"):
         plots.rate_curves(grid.drop(columns="lr"), group="r")
+
+
+def test_percent_ticks_are_round_numbers_where_the_axis_prints_whole_percents():
+    rates = pd.DataFrame({"method": ["LoRA"] * 3 + ["full"] * 2,
+                          "lr": [1e-3, 3e-3, 9e-3, 2e-4, 6e-4],
+                          "val_macro_f1": [0.767, 0.937, 0.910, 0.874, 0.774]})
+    fig = plots.rate_curves(rates)
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_yticks() if 0.75 <= t <= 0.95]
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert all(round(100 * t, 6).is_integer() for t in ticks)  # no 82.5% shown as "82%"
+    assert len(set(labels)) == len(labels)

@@ -79,7 +79,7 @@ def test_the_series_runs_are_read_from_the_notebooks_without_running_them(tutori
     assert plans["05"] == ("emotion", ["lora"] * 6 + ["peft", "head"])  # 3 ranks x 2 scales
     assert plans["01"] is plans["02"] is plans["06"] is None  # no training runs declared
     # 07 unpacks a tuple and builds its grid with a comprehension before RUNS; none here (offline)
-    assert plans["07"] == ("emotion", ["lora"] * 4 + ["lora", "full"] * 2 + ["lora"] * 2)
+    assert plans["07"] == ("emotion", ["lora"] * 4 + ["lora"] * 2 + ["full"] + ["lora"] * 2)
     assert plans["08"] == ("emotion", ["lora", "dora", "loraplus", "pissa", "vera", "ia3"]
                            + ["dora"] * 2)  # rsLoRA is method "lora"; then two seeds
 
