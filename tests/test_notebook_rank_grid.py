@@ -31,10 +31,9 @@ RATE_FACTORS = (1 / 3, 1, 3)
 
 
 def grid_rates(scaling: str, r: int) -> list[float]:
-    """The rates notebook 07 tries for one line of the grid: centred on the profile's LoRA rate
-    under α/r, on that rate / √r under α/√r; two significant digits."""
-    centre = FULL_LORA_RATE / (math.sqrt(r) if scaling == "α/√r" else 1)
-    return [float(f"{centre * factor:.2g}") for factor in RATE_FACTORS]
+    """The rates notebook 07 tries for one line of the grid: the same for every rank and scaling,
+    the profile's LoRA rate times 1/3, 1 and 3, to two significant digits."""
+    return [float(f"{FULL_LORA_RATE * factor:.2g}") for factor in RATE_FACTORS]
 
 
 # Made-up data for the stand-in: where each line of the grid peaks (an index into its rates).
@@ -131,10 +130,10 @@ def test_the_full_profile_trains_every_rank_scaling_and_rate_once(monkeypatch, t
         for r in (2, 8, 32):
             best = grid_rates(scaling, r)[PEAKS[scaling, r]]
             assert f"{best:g} at r = {r} ({positions[PEAKS[scaling, r]]} of its line" in line
-    assert "α/√r, 32: the best rate is the lower end of the rates tried" in printed
-    assert "α/r, 32: the best rate is the higher end of the rates tried" in printed
-    assert "α/√r, 2: the best rate is the higher end" in printed
-    assert "α/r, 2: the best rate is" not in printed  # its middle rate
+    assert "scaling = α/√r, r = 32: the best rate is the lower end of the rates tried" in printed
+    assert "scaling = α/r, r = 32: the best rate is the higher end of the rates tried" in printed
+    assert "scaling = α/√r, r = 2: the best rate is the higher end" in printed
+    assert "scaling = α/r, r = 2: the best rate is" not in printed  # its middle rate
     assert namespace["grid"].shape[0] == 18  # drawn: 15 runs and section 2's three
 
 
