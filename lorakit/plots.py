@@ -261,6 +261,15 @@ LOG_SCALE_METRICS = ("trainable_parameters", "saved_mb")
 ROUND_TICK_STEPS = (1, 2, 5, 10)
 
 
+def _zoomed_ticks(axis, limits: tuple[float, float], percent: bool, bins: int) -> None:
+    """Round ticks on an axis zoomed to its data: spaced 1, 2 or 5 times a power of ten, and
+    for scores whole percents unless the axis spans less than 3 of them."""
+    axis.set_major_locator(MaxNLocator(bins, steps=ROUND_TICK_STEPS))
+    if percent:
+        axis.set_major_formatter(PercentFormatter(
+            xmax=1.0, decimals=0 if abs(limits[1] - limits[0]) >= 0.03 else 1))
+
+
 def _compact(value: float) -> str:
     """E.g. 224k, 22.7M, 9.7: three significant digits and a thousands suffix."""
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -311,10 +320,7 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
             else:
                 ax.text(value, y, f" {text}", va="center", fontsize="small")
         if ranged:
-            ax.xaxis.set_major_locator(MaxNLocator(4, steps=ROUND_TICK_STEPS))
-            if percent:  # whole percents unless the axis spans less than 3 of them
-                ax.xaxis.set_major_formatter(PercentFormatter(
-                    xmax=1.0, decimals=0 if np.ptp(ax.get_xlim()) >= 0.03 else 1))
+            _zoomed_ticks(ax.xaxis, ax.get_xlim(), percent, bins=4)
         elif metric in LOG_SCALE_METRICS and np.nanmax(values) > 20 * np.nanmin(values):
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # powers of ten only
@@ -370,10 +376,7 @@ def rate_curves(table: pd.DataFrame, group: str = "method", panel: str | None = 
     low, high = table[metric].min(), table[metric].max()
     margin = max(0.1 * (high - low), 0.02 * max(abs(high), 1e-12))
     axes[0][0].set_ylim(low - margin, high + margin)  # zoomed to the scores: peaks show
-    axes[0][0].yaxis.set_major_locator(MaxNLocator(6, steps=ROUND_TICK_STEPS))
-    if metric in PERCENT_METRICS:  # whole percents unless the axis spans less than 3 of them
-        axes[0][0].yaxis.set_major_formatter(PercentFormatter(
-            xmax=1.0, decimals=0 if high - low + 2 * margin >= 0.03 else 1))
+    _zoomed_ticks(axes[0][0].yaxis, axes[0][0].get_ylim(), metric in PERCENT_METRICS, bins=6)
     axes[0][0].set_ylabel(_metric_label(metric))
     axes[0][-1].legend(title=group, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle(title)
