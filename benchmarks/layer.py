@@ -44,8 +44,8 @@ from torch import nn
 
 from lorakit import LoRALinear
 from lorakit.bench import compare_work
-from lorakit.lora import LoRASettings
-from lorakit.peft_format import copy_into_peft, lora_config
+from lorakit.lora import LoRAConfig
+from lorakit.peft_format import copy_into_peft, to_peft_config
 from lorakit.precision import DTYPES, autocast
 from lorakit.report import markdown_table
 
@@ -67,8 +67,8 @@ class _Holder(nn.Module):
 def peft_linear(base: nn.Linear, ours: LoRALinear) -> nn.Module:
     """PEFT's ``lora.Linear`` around a copy of ``base``, with ``ours``' r, alpha, dropout, A, B."""
     dropout = ours.dropout.p if isinstance(ours.dropout, nn.Dropout) else 0.0
-    settings = LoRASettings(("lin",), ours.r, ours.alpha, dropout, ours.rslora, train_modules=())
-    theirs = inject_adapter_in_model(lora_config(settings), _Holder(copy.deepcopy(base)))
+    settings = LoRAConfig(("lin",), ours.r, ours.alpha, dropout, ours.rslora, train_modules=())
+    theirs = inject_adapter_in_model(to_peft_config(settings), _Holder(copy.deepcopy(base)))
     copy_into_peft(_Holder(ours), theirs)
     return theirs.lin
 

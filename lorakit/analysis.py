@@ -482,6 +482,32 @@ def _bucket_name(lower: float, upper: float, first: bool) -> str:
     return f"{low}–{int(upper)}"
 
 
+def _checked_edges(edges: Sequence[float], lengths: np.ndarray, max_length: int | None
+                   ) -> list[float]:
+    """``length_buckets``' edges, sorted, with ``max_length`` added inside them; a ValueError
+    when they are not increasing, start at ``max_length``, or miss a length."""
+    edges = sorted(float(e) for e in edges)
+    if len(edges) < 2 or len(set(edges)) != len(edges):
+        raise ValueError(
+            f"edges {list(edges)}: expected at least two distinct, increasing lengths, "
+            "e.g. [0, 64, 128, 256, math.inf]"
+        )
+    if max_length is not None and edges[0] == max_length:
+        raise ValueError(
+            f"edges start at max_length={max_length}, so the first bucket would mix kept and "
+            "truncated texts; start the edges below it, e.g. at 0"
+        )
+    if max_length is not None and edges[0] < max_length < edges[-1]:
+        edges = sorted({*edges, float(max_length)})
+    outside = lengths[(lengths < edges[0]) | (lengths > edges[-1])]
+    if outside.size:
+        raise ValueError(
+            f"a text has length {outside[0]}, outside the edges [{edges[0]:g}, "
+            f"{edges[-1]:g}]; widen them, e.g. end them with math.inf"
+        )
+    return edges
+
+
 def length_buckets(
     table: pd.DataFrame,
     tokenizer: Callable | None = None,
@@ -513,25 +539,7 @@ def length_buckets(
     if edges is None:
         edges = _default_edges(lengths, require_int("n_buckets", n_buckets, example=5), max_length)
     else:
-        edges = sorted(float(e) for e in edges)
-        if len(edges) < 2 or len(set(edges)) != len(edges):
-            raise ValueError(
-                f"edges {list(edges)}: expected at least two distinct, increasing lengths, "
-                "e.g. [0, 64, 128, 256, math.inf]"
-            )
-        if max_length is not None and edges[0] == max_length:
-            raise ValueError(
-                f"edges start at max_length={max_length}, so the first bucket would mix kept and "
-                "truncated texts; start the edges below it, e.g. at 0"
-            )
-        if max_length is not None and edges[0] < max_length < edges[-1]:
-            edges = sorted({*edges, float(max_length)})
-        outside = lengths[(lengths < edges[0]) | (lengths > edges[-1])]
-        if outside.size:
-            raise ValueError(
-                f"a text has length {outside[0]}, outside the edges [{edges[0]:g}, "
-                f"{edges[-1]:g}]; widen them, e.g. end them with math.inf"
-            )
+        edges = _checked_edges(edges, lengths, max_length)
     edges_array = np.asarray(edges, dtype=np.float64)
     bucket = np.clip(np.searchsorted(edges_array, lengths, side="left"), 1, len(edges) - 1) - 1
     n = len(edges) - 1

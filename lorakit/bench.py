@@ -18,13 +18,11 @@ before the clock starts and before it stops, since CUDA kernels run asynchronous
 
 from __future__ import annotations
 
-import sys
 import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -33,18 +31,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from lorakit.checks import require_int
-from lorakit.precision import autocast
-
-MB = 2**20  # bytes in a megabyte, as in torch.cuda's memory summaries
-
+from lorakit.measure import MB, synchronize
 
 # --- timing and ratios ----------------------------------------------------------------------
-
-def _synchronize() -> None:
-    """Wait for queued CUDA kernels, when CUDA is in use; a no-op on CPU."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-
 
 def interleaved_samples(
     contenders: Mapping[str, Callable[[], object]],
@@ -75,10 +64,10 @@ def interleaved_samples(
     for round_ in range(repeats):
         seconds = {}
         for name in names if round_ % 2 == 0 else names[::-1]:
-            _synchronize()
+            synchronize()
             start = clock()
             contenders[name]()
-            _synchronize()
+            synchronize()
             seconds[name] = clock() - start
         rows += [{"round": round_, "contender": name, "seconds": seconds[name]} for name in names]
     return pd.DataFrame(rows, columns=["round", "contender", "seconds"])
@@ -157,37 +146,11 @@ def ratio_table(samples: pd.DataFrame, baseline: str | None = None) -> pd.DataFr
     })
 
 
-def training_step(
-    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-    precision: str = "fp32",
-) -> Callable[[], torch.Tensor]:
-    """A closure doing one optimisation step on ``batch``: forward (under ``autocast`` of
-    ``precision``, see ``lorakit.precision``), backward, step, zero_grad.
-
-    ``batch`` holds the model's keyword inputs with ``labels``, so that the output has a
-    ``.loss`` (Hugging Face models). The closure returns the loss, detached. It leaves the
-    model's train/eval mode as it is: call ``model.train()`` or ``model.eval()`` first.
-    """
-    device_type = next(model.parameters()).device.type
-    autocast(device_type, precision)  # a bad precision fails here, not at the first step
-
-    def step() -> torch.Tensor:
-        with autocast(device_type, precision):
-            loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.detach()
-
-    return step
-
-
 # --- memory ---------------------------------------------------------------------------------
 #
-# Two measures, each for its own question. ``peak_memory(fn)``: the memory one call adds (a
-# training step in a benchmark or notebook 03). ``reset_peak_memory()`` then
-# ``peak_memory_mb(kind)``: the peak of a whole run (``lorakit.train.run``), where counting every
-# tensor would slow training down. On CUDA both read PyTorch's allocator peak.
+# ``peak_memory(fn)``: the memory one call adds (a training step in a benchmark or an appendix).
+# The peak of a whole run, where counting every tensor would slow training down, is
+# ``lorakit.measure``'s. On CUDA both read PyTorch's allocator peak.
 
 class _TensorBytesTracker(TorchDispatchMode):
     """Counts the bytes of tensor storages created by torch operations while it is active.
@@ -269,72 +232,16 @@ def peak_memory(
     """
     kind = memory_kind(device)
     if kind == "cuda-allocated":
-        _synchronize()
+        synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
         fn()
-        _synchronize()
+        synchronize()
         return (torch.cuda.max_memory_allocated() - before) / MB, kind
     tracker = _TensorBytesTracker()
     with tracker:
         fn()
     return tracker.peak / MB, kind
-
-
-PROC_STATUS = Path("/proc/self/status")
-PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def reset_peak_memory() -> str:
-    """Start a peak-memory measurement; returns its kind, for ``peak_memory_mb``.
-
-    ``cuda``: PyTorch's peak GPU allocation since this reset. ``cpu-rss-run``: the process's
-    peak resident memory since this reset (Linux: ``VmHWM``, reset by writing 5 to
-    /proc/self/clear_refs). ``cpu-rss``: the process's peak since it started, where no reset
-    is possible.
-    """
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        return "cuda"
-    try:
-        PROC_CLEAR_REFS.write_text("5")
-        _resident_peak_kib()
-    except (OSError, ValueError):
-        return "cpu-rss"
-    return "cpu-rss-run"
-
-
-def peak_memory_mb(kind: str) -> float:
-    """Peak memory in MB of the ``kind`` that ``reset_peak_memory`` returned."""
-    if kind == "cuda":
-        return torch.cuda.max_memory_allocated() / MB
-    if kind == "cpu-rss-run":
-        return _resident_peak_kib() / 2**10
-    return _process_peak_mb()
-
-
-def _process_peak_mb() -> float:
-    """The process's peak resident memory since it started, in MB: ``getrusage`` on Unix, the
-    peak working set on Windows (no ``resource`` module there; psutil, which Jupyter installs),
-    NaN where neither is at hand."""
-    try:
-        import resource
-    except ImportError:
-        try:
-            import psutil
-        except ImportError:
-            return float("nan")
-        return psutil.Process().memory_info().peak_wset / MB
-    scale = MB if sys.platform == "darwin" else 2**10  # ru_maxrss: bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
-def _resident_peak_kib() -> int:
-    """``VmHWM`` of /proc/self/status: the peak resident set since start or the last reset."""
-    for line in PROC_STATUS.read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise ValueError(f"{PROC_STATUS} has no VmHWM line")
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer, include_scalars: bool = False) -> int:

@@ -9,7 +9,7 @@ Examples::
     lorakit report runs/
 
 Bad arguments or unusable input end with exit code 2 and a one-line reason, before any work and
-with nothing written (the numeric ranges: ``lorakit.settings.RANGES``); a training loss that
+with nothing written (the numeric ranges: ``lorakit.ranges.RANGES``); a training loss that
 turns NaN or infinite ends with exit code 1, keeping the run's last checkpoint.
 """
 
@@ -21,10 +21,11 @@ import sys
 
 import torch
 
-from lorakit.data import HubUnavailableError
-from lorakit.profiles import METHODS, PROFILE_NAMES, resolve_profile, runs_dir
-from lorakit.settings import RANGES, check_run_settings, check_setting
-from lorakit.train import NonFiniteLossError
+from lorakit.methods import METHOD_NAMES
+from lorakit.profiles import PROFILE_NAMES, resolve_profile, runs_dir
+from lorakit.ranges import RANGES, check_setting
+from lorakit.tasks import HubUnavailableError
+from lorakit.train import NonFiniteLossError, run_settings
 
 EXIT_BAD_INPUT = 2
 EXIT_TRAINING_FAILED = 1
@@ -78,7 +79,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="LoRA dropout on the input of A (default 0, as in PEFT)")
     parser.add_argument("--rslora", action="store_true", help="scale by alpha/sqrt(r)")
     parser.add_argument("--epochs", type=_setting("epochs"), help="override the profile's epochs")
-    parser.add_argument("--lr", type=_setting("lr"), help="override the profile's learning rate")
+    parser.add_argument("--lr", type=_setting("lr"),
+                        help="the learning rate of what the method trains (profile's by default)")
+    parser.add_argument("--head-lr", type=_setting("head_lr"),
+                        help="the new classification head's learning rate (profile's by default)")
     parser.add_argument("--batch-size", type=_setting("batch_size"),
                         help="override the profile's batch size")
     parser.add_argument("--max-length", type=_setting("max_length"),
@@ -106,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="one fine-tuning run → runs/<task>/<run-name>/")
-    train.add_argument("--method", choices=METHODS, default="lora",
+    train.add_argument("--method", choices=METHOD_NAMES, default="lora",
                        help="lora (from scratch), peft, full, head, or a LoRA variant: dora, "
-                            "pissa, loraplus, vera, ia3 (lorakit.models says what each does)")
+                            "pissa, loraplus, vera, ia3 (lorakit.methods says what each does)")
     train.add_argument("--rank", type=_setting("r"), default=8,
                        help="LoRA rank r (VeRA: the length of its trained vectors)")
     train.add_argument("--alpha", type=_setting("alpha"), default=16, help="LoRA alpha")
@@ -138,16 +142,22 @@ def _data_files(args) -> dict | None:
     return given or None
 
 
-def _run_kwargs(args) -> dict:
+def _settings(args) -> dict:
+    """The run settings the flags give (``lorakit.train.RunSettings``' fields); None: the
+    profile's."""
     return {
-        "task": args.task, "targets": args.targets, "dropout": args.dropout,
-        "rslora": args.rslora, "epochs": args.epochs, "lr": args.lr,
+        "targets": args.targets, "dropout": args.dropout, "rslora": args.rslora,
+        "epochs": args.epochs, "lr": args.lr, "head_lr": args.head_lr,
         "batch_size": args.batch_size, "max_length": args.max_length,
         "max_train": args.max_train, "max_eval": args.max_eval, "seed": args.seed,
         "profile": args.profile, "model": args.model, "data_files": _data_files(args),
         "text_column": args.text_column, "label_column": args.label_column,
-        "output_dir": args.output_dir, "resume": args.resume, "overwrite": args.overwrite,
     }
+
+
+def _controls(args) -> dict:
+    """What the flags say about the run itself: where it goes, resume, overwrite."""
+    return {"output_dir": args.output_dir, "resume": args.resume, "overwrite": args.overwrite}
 
 
 def _print_run(result) -> None:
@@ -160,30 +170,25 @@ def _print_run(result) -> None:
 def _command_train(args) -> None:
     from lorakit.train import run
 
-    _print_run(run(method=args.method, r=args.rank, alpha=args.alpha, run_name=args.run_name,
-                   **_run_kwargs(args)))
+    _print_run(run(args.task, args.method, r=args.rank, alpha=args.alpha,
+                   run_name=args.run_name, **_settings(args), **_controls(args)))
 
 
 def _command_sweep(args) -> None:
-    from lorakit.models import load_base
+    from lorakit.models import check_fits_model, load_base
     from lorakit.report import report, to_markdown
-    from lorakit.settings import check_fits_model
     from lorakit.train import run
 
     # every configuration before the first run, so that a bad one leaves no half sweep behind
-    numbers = {name: value for name, value in _run_kwargs(args).items() if name in RANGES}
     for rank in args.ranks:
         check_setting("r", rank, flag="--ranks")
-        for ratio in args.alpha_ratios:
-            check_run_settings(**numbers, r=rank, alpha=ratio * rank)
-    profile = resolve_profile(args.profile)
-    base, _ = load_base(args.task, profile, args.model)
-    check_fits_model(base, args.targets, max(args.ranks),
-                     args.max_length or profile.settings(args.task).max_length)
+    planned = [run_settings(args.task, args.method, r=rank, alpha=ratio * rank, **_settings(args))
+               for rank in args.ranks for ratio in args.alpha_ratios]
+    base, _ = load_base(args.task, args.profile, args.model)
+    check_fits_model(base, args.targets, max(args.ranks), planned[0].max_length)
     del base
-    for rank in args.ranks:
-        for ratio in args.alpha_ratios:
-            _print_run(run(method=args.method, r=rank, alpha=ratio * rank, **_run_kwargs(args)))
+    for settings in planned:
+        _print_run(run(settings, **_controls(args)))
     print(to_markdown(report(args.output_dir or runs_dir())))
 
 

@@ -1,4 +1,4 @@
-"""The two tasks, IMDB and Emotion: what they are, where their data comes from, and tokenization.
+"""A task's data, loaded from wherever it is, and tokenized (the tasks: ``lorakit.tasks``).
 
 ``load_task`` returns the same shape from every source, a ``datasets.DatasetDict`` with the splits
 ``train``, ``validation`` and ``test`` and exactly two columns, ``text`` (str) and ``label`` (a
@@ -21,7 +21,6 @@ import importlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -41,104 +40,9 @@ from lorakit.local_files import (
     read_splits,
 )
 from lorakit.profiles import ENV_VARIABLE, resolve_profile
+from lorakit.tasks import FIXTURES_DIR, HubUnavailableError, TaskSpec, get_task
 
-FIXTURES_DIR = Path(__file__).parent / "fixtures"
 QUIET_BELOW = 10_000  # datasets' progress bars stay off for splits smaller than this
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """One classification task: where it lives on the Hub, its labels and its column names.
-
-    ``label_names[i]`` is the name of label id ``i``. ``label_aliases`` maps other spellings found
-    in copies of the dataset (e.g. the Kaggle IMDB CSV's ``positive``) to a label name.
-    ``text_columns`` / ``label_columns`` are the column names accepted for text and label, tried
-    in order. ``validation_from_train``: the source has no validation split, so
-    ``validation_fraction`` of the training split (seeded) becomes one. ``hub_config`` names the
-    dataset's configuration on the Hub (never left to the card's default), and
-    ``hub_data_files``, when set, lists the only files to download, by split; ``hub_sizes`` are
-    the examples per split there.
-    """
-
-    name: str
-    hub_id: str
-    hub_config: str
-    label_names: tuple[str, ...]
-    label_aliases: dict[str, str] = field(default_factory=dict, hash=False)
-    text_columns: tuple[str, ...] = ("text",)
-    label_columns: tuple[str, ...] = ("label",)
-    validation_from_train: bool = False
-    validation_fraction: float = 0.1
-    description: str = ""
-    hub_sizes: dict[str, int] = field(default_factory=dict, hash=False)
-    hub_data_files: dict[str, str] | None = field(default=None, hash=False)
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.label_names))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.label_names)}
-
-    def label_lookup(self) -> dict[str, int]:
-        """Lower-cased label names and aliases → label id."""
-        lookup = {name.lower(): i for i, name in enumerate(self.label_names)}
-        for alias, name in self.label_aliases.items():
-            lookup[alias.lower()] = self.label2id[name]
-        return lookup
-
-    def describe_labels(self) -> str:
-        """E.g. ``0=neg, 1=pos (also accepted: positive, negative)``."""
-        text = ", ".join(f"{i}={name}" for i, name in enumerate(self.label_names))
-        if self.label_aliases:
-            text += f" (also accepted: {', '.join(self.label_aliases)})"
-        return text
-
-
-TASKS = {
-    "imdb": TaskSpec(
-        name="imdb",
-        hub_id="stanfordnlp/imdb",
-        hub_config="plain_text",
-        label_names=("neg", "pos"),
-        label_aliases={"positive": "pos", "negative": "neg"},
-        text_columns=("text", "review"),  # "review"/"sentiment": the Kaggle "IMDB Dataset.csv"
-        label_columns=("label", "sentiment"),
-        validation_from_train=True,
-        description="movie reviews, positive or negative (Maas et al., 2011)",
-        hub_sizes={"train": 25_000, "test": 25_000},  # the dataset card of stanfordnlp/imdb
-        # not the 50,000 unlabelled reviews of its "unsupervised" split (label -1)
-        hub_data_files={"train": "plain_text/train-*", "test": "plain_text/test-*"},
-    ),
-    "emotion": TaskSpec(
-        name="emotion",
-        hub_id="dair-ai/emotion",
-        hub_config="split",  # its other configuration, "unsplit", is all the tweets in one split
-        label_names=("sadness", "joy", "love", "anger", "fear", "surprise"),
-        description="English tweets labelled with one of six emotions (Saravia et al., 2018)",
-        hub_sizes={"train": 16_000, "validation": 2_000, "test": 2_000},  # its dataset card
-    ),
-}
-
-
-class HubUnavailableError(RuntimeError):
-    """The Hugging Face Hub could not be reached (no network, or offline mode is set)."""
-
-
-def get_task(name: str | TaskSpec) -> TaskSpec:
-    """The ``TaskSpec`` called ``name`` (case-insensitive); a TaskSpec is returned as it is."""
-    if isinstance(name, TaskSpec):
-        return name
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-    return TASKS[key]
-
-
-def label_names(task: str | TaskSpec) -> list[str]:
-    """The task's label names in label-id order, e.g. ``['neg', 'pos']``."""
-    return list(get_task(task).label_names)
 
 
 def load_task(
@@ -176,16 +80,9 @@ def load_task(
     """
     spec = get_task(task)
     profile = resolve_profile(profile)
-    settings = profile.settings(spec.name)
+    settings = profile.recipe(spec.name)
     require_int("seed", seed, 0, example=0)
-    profile_value = "or None for the profile's value"
-    if max_train is not None:
-        max_train = require_int("max_train", max_train, example=f"max_train=1000, {profile_value}")
-    if max_eval is not None:
-        max_eval = require_int("max_eval", max_eval, example=f"max_eval=500, {profile_value}")
-    max_train = settings.max_train if max_train is None else max_train
-    max_eval = settings.max_eval if max_eval is None else max_eval
-
+    max_train, max_eval = _caps(max_train, max_eval, settings)
     if data_files is not None:
         raw = read_splits(check_data_files(data_files))
     elif profile.data == "fixtures":
@@ -207,6 +104,17 @@ def load_task(
     )
 
 
+def _caps(max_train: int | None, max_eval: int | None, recipe) -> tuple[int | None, int | None]:
+    """``load_task``'s caps, checked, None taking the profile's recipe's."""
+    profile_value = "or None for the profile's value"
+    if max_train is not None:
+        max_train = require_int("max_train", max_train, example=f"max_train=1000, {profile_value}")
+    if max_eval is not None:
+        max_eval = require_int("max_eval", max_eval, example=f"max_eval=500, {profile_value}")
+    return (recipe.max_train if max_train is None else max_train,
+            recipe.max_eval if max_eval is None else max_eval)
+
+
 def split_sizes(task: str | TaskSpec, profile=None) -> dict[str, int]:
     """The examples each split holds in this profile, known without downloading anything: the
     bundled samples are counted, the Hub's sizes come from its dataset card (``hub_sizes``),
@@ -214,7 +122,7 @@ def split_sizes(task: str | TaskSpec, profile=None) -> dict[str, int]:
     spec, profile = get_task(task), resolve_profile(profile)
     if profile.data == "fixtures":
         return {split: rows.num_rows for split, rows in load_task(spec, profile).items()}
-    settings = profile.settings(spec.name)
+    settings = profile.recipe(spec.name)
     sizes = dict(spec.hub_sizes)
     if spec.validation_from_train:
         sizes["validation"] = max(1, round(spec.validation_fraction * sizes["train"]))

@@ -1,11 +1,16 @@
-"""How long runs take on this machine, measured before any data is downloaded.
+"""How long work takes: measured on this machine, or counted at a T4's assumed throughput.
 
-``estimate_seconds`` times a few optimizer steps and one evaluation batch of the profile's
-architecture on random batches, and multiplies them by the steps and batches the profile runs.
-The batches are as long as the runs' batches pad to on average where the data is on disk (the
-bundled samples), and full length (the profile's maximum) where it is still on the Hub.
-Notebooks print the result before long work (``print_estimate``) so that a reader on a T4 knows
-how long the ``full`` profile takes before it starts.
+Run-pipeline tier. ``lorakit.plan.WorkPlan`` counts what a notebook will compute (training
+steps, tokens, examples to predict); this module turns counts into seconds two ways.
+
+**Here**, measured: ``Timer`` times a few optimizer steps of each method, and forward passes, of
+the profile's architecture on random batches as long as the real ones pad to, in the precision
+runs use here, with the AdamW the Trainer builds. Loading, tokenizing and saving come on top.
+
+**On a T4**, counted: the FLOPs of the work (``training_flops``, ``forward_flops``, from the
+model's configuration) at ``T4_FLOPS``, an effective throughput taken from a published
+measurement (below), never below ``STEP_FLOOR_SECONDS`` per training step. It is an assumption,
+not a measurement of ours: no T4 has run this series yet.
 """
 
 from __future__ import annotations
@@ -13,120 +18,178 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
-from transformers import (
-    DistilBertConfig,
-    DistilBertForSequenceClassification,
-    TrainingArguments,
-)
+from transformers import DistilBertConfig, DistilBertForSequenceClassification, TrainingArguments
 
-from lorakit.bench import training_step
-from lorakit.data import get_task, load_task, split_sizes
+from lorakit.measure import synchronize, training_step
+from lorakit.methods import get_method
 from lorakit.models import DEFAULT_TARGETS, load_base, prepare_model
-from lorakit.precision import autocast, current_precision
-from lorakit.profiles import METHODS, resolve_profile
+from lorakit.precision import autocast, compute_device, current_precision
+from lorakit.profiles import resolve_profile
+from lorakit.tasks import get_task
 
-# What an estimate leaves out, said wherever one is printed (with Estimate.caveat). On short runs
-# it can be most of the time: on an H100 (beside the test suite), notebook 04's four offline runs
-# printed 3 s and trained for 15 s.
 LEFT_OUT = "loading and saving come on top"
 
-
-UNTRAINED = "untrained"  # a run of 0 epochs: its model is only evaluated
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """What ``estimate_seconds`` measured: seconds per optimizer step by method, and seconds by
-    run name (training and evaluations, summed over repeats), timed on training batches of
-    ``batch_tokens`` tokens: the data's average padded length when ``from_data``, else the
-    profile's maximum length."""
-
-    step_seconds: dict[str, float]
-    run_seconds: dict[str, float]
-    batch_tokens: int
-    from_data: bool
-
-    @property
-    def total(self) -> float:
-        return sum(self.run_seconds.values())
-
-    @property
-    def caveat(self) -> str:
-        """What the estimate counts and leaves out, in words, to print beside it."""
-        if self.from_data:
-            return (f"training steps timed on batches of {self.batch_tokens} tokens, the length "
-                    f"random batches of the training texts pad to on average; {LEFT_OUT}")
-        return (f"training steps timed on full-length batches ({self.batch_tokens} tokens; real "
-                f"batches pad to their longest text, often shorter); {LEFT_OUT}")
+# A T4's effective mixed-precision training throughput, from one published measurement:
+# ModernBERT-base (22 layers, hidden 768, about 110M weights outside the embeddings), batch 32 of
+# 128 tokens in fp16 on a Kaggle T4, took 0.30 s per step (earino, "Your T4 Training Is 4x Slower
+# Than It Should Be", Applied Deep Learning blog,
+# https://earino.github.io/applied-deep-learning/site/blog/05_bf16_on_t4.html). Counted as
+# below, 6 × 110M FLOPs per token plus attention, 4,096 tokens a step: 2.8 TFLOP in 0.30 s, 9.4
+# TFLOPS, 14% of the T4's 65 TFLOPS fp16 peak. If their batches were padded shorter than 128,
+# the real rate is lower and our T4 times are optimistic by as much.
+T4_FLOPS = 9.4e12
+# A step cannot take less than launching its kernels: our own H100 (benchmarks/results/h100/
+# train_step.md, distilbert-base, batch 16, fp16) spent 12 ms on a head-only step, 36 ms on a
+# LoRA step and 28 ms on a full one at 128 and at 512 tokens alike, work an H100 computes in a
+# few milliseconds. A T4's slower host launches no faster, so these are floors.
+STEP_FLOOR_SECONDS = {"head": 0.012, "adapter": 0.036, "full": 0.028}
 
 
-def estimate_seconds(task: str, runs: Sequence[str] = ("lora",), profile=None,
-                     timed_steps: int = 2, precision: str | None = None) -> Estimate:
-    """About how long ``runs`` take on this machine, measured, before any data is downloaded.
+def encoder_weights(config: DistilBertConfig) -> int:
+    """The weights a token meets in matrix products on its way through the encoder: every
+    block's attention projections (4 d²) and feed-forward layers (2 d · hidden)."""
+    return config.n_layers * (4 * config.dim**2 + 2 * config.dim * config.hidden_dim)
 
-    ``runs`` has one entry per run: a method (repeats count) or ``"untrained"`` (0 epochs, only
-    evaluated). For each method, ``timed_steps`` optimizer steps (after one warm-up step) of the
-    profile's architecture on random batches are timed and multiplied by the steps the profile
-    runs; one evaluation batch (twice as large, no gradients) is timed and multiplied by the
-    batches every run evaluates: the validation split after each epoch and the test split at
-    the end. Real batches pad to their longest text, so the batches timed are as long as the
-    runs' batches are on average (``padded_length``) where the data is bundled, and full length
-    (the profile's maximum) where it is not downloaded yet. Loading, tokenizing and saving are
-    not counted (on the offline profile's short runs on a GPU they take longer than the steps).
-    For distilbert-base-uncased the architecture is built from ``DistilBertConfig()`` with
-    random weights: same cost, no download.
 
-    Everything is timed in the precision ``run`` uses here (fp16 or bf16 autocast where it
-    uses them), or in ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``) when given.
-    """
+def forward_flops(config: DistilBertConfig, tokens: int, sequence: int) -> float:
+    """FLOPs of a forward pass over ``tokens`` tokens in sequences of ``sequence`` (padded)
+    tokens: 2 per weight per token through the encoder, attention's scores and weighted sum
+    (4 · sequence · d per token and block), and the head on each sequence's first token."""
+    return sum(_flops(config, tokens, sequence))
+
+
+def training_flops(config: DistilBertConfig, method: str, tokens: int, sequence: int) -> float:
+    """FLOPs of training on ``tokens`` tokens: the forward pass and its backward. The backward
+    pass carries the gradient back through every layer whose input leads to something that
+    trains: through the encoder's frozen weights too for adapters (their input gradients, not
+    their weight gradients: once the forward's products), with both gradients where every
+    weight trains (twice them), and attention's two products twice either way; head-only
+    training goes back through the head alone. LoRA's own small products are left out (1% of a
+    DistilBERT block's at r = 8)."""
+    linear, attention, head = _flops(config, tokens, sequence)
+    backward = {"full": 2 * linear + 2 * attention, "head": 0.0}.get(
+        _kind(method), linear + 2 * attention)
+    return linear + attention + head + backward + 2 * head
+
+
+def _flops(config: DistilBertConfig, tokens: int, sequence: int) -> tuple[float, float, float]:
+    """A forward pass's FLOPs in the encoder's weights, in attention, and in the head."""
+    linear = 2.0 * encoder_weights(config) * tokens
+    attention = 4.0 * sequence * config.dim * config.n_layers * tokens
+    head = 2.0 * (config.dim**2 + config.dim * config.num_labels) * tokens / sequence
+    return linear, attention, head
+
+
+def t4_training_seconds(config: DistilBertConfig, method: str, steps: int, batch_size: int,
+                        sequence: int) -> float:
+    """Seconds ``steps`` steps of batches of ``batch_size`` × ``sequence`` tokens take at
+    ``T4_FLOPS``, each at least ``STEP_FLOOR_SECONDS``."""
+    per_step = training_flops(config, method, batch_size * sequence, sequence) / T4_FLOPS
+    return steps * max(per_step, STEP_FLOOR_SECONDS[_kind(method)])
+
+
+def t4_forward_seconds(config: DistilBertConfig, tokens: int, sequence: int) -> float:
+    """Seconds a forward pass over ``tokens`` tokens (sequences of ``sequence``) takes at
+    ``T4_FLOPS``."""
+    return forward_flops(config, tokens, sequence) / T4_FLOPS
+
+
+def _kind(method: str) -> str:
+    name = get_method(method).name
+    return name if name in ("full", "head") else "adapter"
+
+
+def architecture(task: str, profile=None) -> DistilBertConfig:
+    """The configuration of the profile's model for ``task``: the bundled model's own, or
+    distilbert-base-uncased's (``DistilBertConfig()``'s defaults), without a download."""
     profile = resolve_profile(profile)
-    settings = profile.settings(task)
-    precision = precision or current_precision()
-    unknown = sorted(set(runs) - set(METHODS) - {UNTRAINED})
-    if unknown:
-        raise ValueError(f"cannot estimate runs {unknown}; name methods ({', '.join(METHODS)}) "
-                         f"or {UNTRAINED!r}")
-    sizes = split_sizes(task, profile)
-    base, tokenizer = _architecture(task, profile)
-    eval_size = 2 * settings.batch_size
-    train_tokens, eval_tokens = settings.max_length, settings.max_length
-    if tokenizer is not None:  # the data is on disk: batches as long as the runs' batches
-        data = load_task(task, profile)
-        train_tokens = padded_length(_token_lengths(data["train"], tokenizer, settings.max_length),
-                                     settings.batch_size, shuffled=True)
-        eval_tokens = padded_length(_token_lengths(data["validation"], tokenizer,
-                                                   settings.max_length), eval_size, shuffled=False)
-    batch = _random_batch(base.config.vocab_size, settings.batch_size, train_tokens)
-    step_seconds = {method: _seconds_per_step(prepare_model(copy.deepcopy(base), method,
-                                                            targets=DEFAULT_TARGETS),
-                                              batch, timed_steps, precision)
-                    for method in dict.fromkeys(runs) if method != UNTRAINED}
-    eval_batch = _random_batch(base.config.vocab_size, eval_size, eval_tokens)
-    per_batch = _seconds_per_evaluation(base, eval_batch, precision)
-    test_seconds = per_batch * -(-sizes["test"] // eval_size)
-    evaluations = math.ceil(settings.epochs)  # the validation split after every epoch
-    validation_seconds = per_batch * -(-sizes["validation"] // eval_size) * evaluations
-    steps = -(-sizes["train"] // settings.batch_size) * settings.epochs
-    run_seconds = dict.fromkeys(runs, 0.0)
-    for name in runs:
-        trained = 0.0 if name == UNTRAINED else step_seconds[name] * steps + validation_seconds
-        run_seconds[name] += trained + test_seconds
-    return Estimate(step_seconds, run_seconds, batch_tokens=train_tokens,
-                    from_data=tokenizer is not None)
+    labels = len(get_task(task).label_names)
+    if profile.data == "fixtures":
+        return load_base(task, profile)[0].config
+    return DistilBertConfig(num_labels=labels)
+
+
+class Timer:
+    """Seconds of a training step and of a forward pass, measured here on random batches of
+    the profile's architecture for ``task``, in the precision runs use here (cached)."""
+
+    def __init__(self, task: str, profile=None, timed_steps: int = 2):
+        self.task, self.profile = task, resolve_profile(profile)
+        self.timed_steps = timed_steps
+        self._model = None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            if self.profile.data == "fixtures":
+                self._model = load_base(self.task, self.profile)[0]
+            else:
+                self._model = DistilBertForSequenceClassification(
+                    architecture(self.task, self.profile))
+        return self._model
+
+    def step_seconds(self, method: str, batch_size: int, tokens: int) -> float:
+        """Median seconds of one AdamW step of ``method`` on a batch of ``batch_size`` ×
+        ``tokens`` tokens, after a warm-up step."""
+        return _timed_step(self, method, batch_size, tokens)
+
+    def forward_seconds(self, batch_size: int, tokens: int) -> float:
+        """Seconds of one forward pass, without gradients, on ``batch_size`` × ``tokens``."""
+        return _timed_forward(self, batch_size, tokens)
+
+
+@lru_cache(maxsize=256)
+def _timed_step(timer: Timer, method: str, batch_size: int, tokens: int) -> float:
+    model = prepare_model(copy.deepcopy(timer.model), method, targets=DEFAULT_TARGETS)
+    batch = _random_batch(model.config.vocab_size, batch_size, tokens)
+    model.to(batch["input_ids"].device).train()
+    fused = TrainingArguments.__dataclass_fields__["optim"].default == "adamw_torch_fused"
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  fused=fused or None)  # the Trainer's AdamW (fused from torch 2.8)
+    step = training_step(model, batch, optimizer, current_precision())
+    seconds = []
+    for number in range(timer.timed_steps + 1):
+        started = time.perf_counter()
+        step()
+        synchronize()
+        if number > 0:
+            seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds))
+
+
+@lru_cache(maxsize=256)
+@torch.no_grad()
+def _timed_forward(timer: Timer, batch_size: int, tokens: int) -> float:
+    model = timer.model
+    batch = _random_batch(model.config.vocab_size, batch_size, tokens)
+    model.to(batch["input_ids"].device).eval()
+    device = batch["input_ids"].device.type
+    for _ in range(2):  # the first pass warms up, the second is timed
+        started = time.perf_counter()
+        with autocast(device, current_precision()):
+            model(**batch)
+        synchronize()
+    return time.perf_counter() - started
+
+
+def _random_batch(vocab_size: int, batch_size: int, length: int) -> dict[str, torch.Tensor]:
+    """Random token ids (batch_size, length) and labels 0 (batch_size,), on the compute device."""
+    device = compute_device()
+    return {"input_ids": torch.randint(0, vocab_size, (batch_size, length), device=device),
+            "labels": torch.zeros(batch_size, dtype=torch.long, device=device)}
 
 
 def padded_length(lengths: Sequence[int], batch_size: int, shuffled: bool,
                   passes: int = 10, seed: int = 0) -> int:
     """The number of tokens a batch of ``batch_size`` texts of ``lengths`` tokens pads to (its
     longest text), on average over the batches of ``passes`` seeded shuffles when ``shuffled``
-    (training: transformers 5.24's Trainer draws random batches under ``lorakit.train.run``'s
-    settings; 5.15's groups them by length, which pads less), else over one pass in order."""
+    (training: the Trainer of ``lorakit.train.run`` draws random batches in transformers 5.24;
+    5.15 groups them by length, which pads less), else over one pass in order."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.size == 0:
         raise ValueError("padded_length needs the lengths of at least one text")
@@ -138,62 +201,12 @@ def padded_length(lengths: Sequence[int], batch_size: int, shuffled: bool,
     return math.ceil(np.mean(longest))
 
 
-def _token_lengths(split, tokenizer, max_length: int) -> list[int]:
-    """Tokens per text of a split, special tokens included, cut at ``max_length``."""
-    encoded = tokenizer(list(split["text"]), truncation=True, max_length=max_length)
-    return [len(ids) for ids in encoded["input_ids"]]
-
-
-def _architecture(task: str, profile) -> tuple[torch.nn.Module, object]:
-    """The profile's model for ``task`` and its tokenizer: the bundled ones, or distilbert-base's
-    shapes with random weights and no tokenizer (None: nothing is downloaded)."""
-    if profile.data == "fixtures":
-        return load_base(task, profile)
-    config = DistilBertConfig(num_labels=len(get_task(task).label_names))
-    return DistilBertForSequenceClassification(config), None
-
-
-def _random_batch(vocab_size: int, batch_size: int, length: int) -> dict[str, torch.Tensor]:
-    """Random token ids (batch_size, length) and labels 0 (batch_size,), on the run's device."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return {"input_ids": torch.randint(0, vocab_size, (batch_size, length), device=device),
-            "labels": torch.zeros(batch_size, dtype=torch.long, device=device)}
-
-
-def _seconds_per_step(model: torch.nn.Module, batch: dict, timed_steps: int,
-                      precision: str) -> float:
-    """Median seconds of one AdamW step of ``model`` on ``batch``, after one warm-up step, with
-    the AdamW that the Trainer of ``lorakit.train.run`` builds: fused where transformers makes it
-    its default (from torch 2.8); on our CPU it takes 40% off a full fine-tuning step."""
-    device = batch["input_ids"].device.type
-    model.to(device).train()
-    fused = TrainingArguments.__dataclass_fields__["optim"].default == "adamw_torch_fused"
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  fused=fused or None)
-    step = training_step(model, batch, optimizer, precision)
-    seconds = []
-    for number in range(timed_steps + 1):
-        started = time.perf_counter()
-        step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if number > 0:
-            seconds.append(time.perf_counter() - started)
-    return float(np.median(seconds))
-
-
-@torch.no_grad()
-def _seconds_per_evaluation(model: torch.nn.Module, batch: dict, precision: str) -> float:
-    """Seconds of one forward pass of ``model`` on ``batch`` in eval mode, after a warm-up."""
-    device = batch["input_ids"].device.type
-    model.to(device).eval()
-    for _ in range(2):  # the first pass warms up, the second is timed
-        started = time.perf_counter()
-        with autocast(device, precision):
-            model(**batch)
-        if device == "cuda":
-            torch.cuda.synchronize()
-    return time.perf_counter() - started
+def sorted_padded_tokens(lengths: Sequence[int], batch_size: int) -> int:
+    """The tokens of ``lengths`` padded batch by batch after sorting them by length, as
+    ``lorakit.inference`` predicts: each batch pads to its longest text."""
+    ordered = np.sort(np.asarray(lengths, dtype=np.int64))
+    return int(sum(ordered[i:i + batch_size].max() * len(ordered[i:i + batch_size])
+                   for i in range(0, len(ordered), batch_size)))
 
 
 def format_duration(seconds: float) -> str:
@@ -203,24 +216,3 @@ def format_duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def estimate_lines(task: str, runs: Sequence[str], profile=None) -> list[str]:
-    """Two lines: each run's measured time, and the total with what it counts."""
-    profile = resolve_profile(profile)
-    estimate = estimate_seconds(task, runs, profile)
-    counts = Counter(runs)
-    each = ", ".join(f"{run}{f' ×{counts[run]}' if counts[run] > 1 else ''} "
-                     f"{format_duration(estimate.run_seconds[run])}" for run in counts)
-    what = "this run" if len(runs) == 1 else f"these {len(runs)} runs"
-    return [f"{'':>8}  measured here: {each}",
-            f"{'':>8}  {what}, evaluations included, take about {format_duration(estimate.total)} "
-            f"({estimate.caveat})"]
-
-
-def print_estimate(task: str, runs: Sequence[str], profile=None, file=None) -> str:
-    """Print (and return) about how long ``runs`` take here: one entry per run, a method or
-    ``"untrained"``; printed under ``Profile.describe(task)``'s lines, indented like them."""
-    text = "\n".join(estimate_lines(task, runs, profile))
-    print(text, file=file)
-    return text

@@ -25,14 +25,12 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import datasets
 import pandas as pd
 import pyarrow.parquet as pq
 
-if TYPE_CHECKING:  # lorakit.data imports this module; here TaskSpec is only a type
-    from lorakit.data import TaskSpec
+from lorakit.tasks import TaskSpec
 
 SPLITS = ("train", "validation", "test")
 REQUIRED_SPLITS = ("train", "test")

@@ -114,8 +114,8 @@ class LoRALinear(nn.Module):
 
 
 @dataclass(frozen=True)
-class LoRASettings:
-    """What ``inject_lora`` did to a model; kept on it as ``model.lora_settings``."""
+class LoRAConfig:
+    """What ``inject_lora`` did to a model; kept on it as ``model.lora_config``."""
 
     targets: tuple[str, ...]
     r: int
@@ -201,7 +201,7 @@ def inject_lora(
         layer: the class that wraps each target, ``LoRALinear`` or a subclass such as
             ``lorakit.variants.DoRALinear``.
 
-    Returns the same model, with ``model.lora_settings`` recording what was done.
+    Returns the same model, with ``model.lora_config`` recording what was done.
     """
     targets = _as_names(targets, "targets")
     train_modules = _as_names(train_modules, "train_modules")
@@ -225,7 +225,7 @@ def inject_lora(
         _replace_module(model, name, layer(linear, r, alpha, dropout, rslora))
     for module in head:
         module.requires_grad_(True)
-    model.lora_settings = LoRASettings(targets, r, alpha, dropout, rslora, train_modules,
+    model.lora_config = LoRAConfig(targets, r, alpha, dropout, rslora, train_modules,
                                        dora=layer.dora)
     return model
 
@@ -248,7 +248,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
         if not layer.merged:
             layer.merge()
         _replace_module(model, name, layer.base)
-    model.lora_settings = None
+    model.lora_config = None
     return model
 
 
@@ -302,10 +302,10 @@ def count_parameters(model: nn.Module) -> ParameterCount:
 
 
 def _lora_and_head_names(model: nn.Module) -> list[str]:
-    settings = getattr(model, "lora_settings", None)
+    settings = getattr(model, "lora_config", None)
     if settings is None:
         raise ValueError(
-            f"{type(model).__name__} has no LoRA layers (model.lora_settings is missing); "
+            f"{type(model).__name__} has no LoRA layers (model.lora_config is missing); "
             "call inject_lora(model, targets, r, alpha) first"
         )
     adapter_names = set(adapter_parameter_names(model))
@@ -342,7 +342,7 @@ def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> nn
         raise ValueError(
             f"state dict does not fit {type(model).__name__}: missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]}; was it saved from a model injected with the "
-            f"same targets and train_modules ({model.lora_settings})?"
+            f"same targets and train_modules ({model.lora_config})?"
         )
     _check_shapes(state, params)
     with torch.no_grad():

@@ -309,20 +309,12 @@ def fit_planted_update(
     does: ``A`` Kaiming-uniform (``a = sqrt(5)``), ``B`` zeros, so ``B A = 0`` at step 0 and the
     adapted layer starts equal to the frozen one. No ``alpha / r`` scale is applied.
 
-    With the defaults, a rank-2 ``ΔW*`` from :func:`planted_low_rank` at ``d = 64`` reaches a
-    loss below ``1e-4`` in a fraction of a second on a CPU.
+    ``W``: ``(d_out, d_in)``; ``delta_star``: the update to recover, of ``W``'s shape (e.g.
+    ``B_star @ A_star``); ``r``: the rank of the learned ``B A``; ``steps`` Adam steps at ``lr``,
+    one batch each; ``seed`` seeds ``A`` and the batches. With the defaults, a rank-2 ``ΔW*`` from
+    :func:`planted_low_rank` at ``d = 64`` reaches a loss below ``1e-4`` in well under a second.
 
-    Args:
-        W: frozen weight, ``(d_out, d_in)``.
-        delta_star: the update to recover, ``(d_out, d_in)``, e.g. ``B_star @ A_star``.
-        r: LoRA rank of the learned ``B A``.
-        steps: Adam steps, one batch each.
-        lr: Adam learning rate.
-        seed: seeds ``A``'s initialisation and the input batches.
-        batch_size: inputs per step.
-
-    Returns:
-        :class:`PlantedFit` with ``losses`` (``steps`` floats) and ``learned_delta`` (``B A``).
+    Returns :class:`PlantedFit` with ``losses`` (``steps`` floats) and ``learned_delta`` (B A).
     """
     W = _require_matrix("W", W).detach()
     delta_star = _require_matrix("delta_star", delta_star).detach()

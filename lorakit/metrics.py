@@ -9,6 +9,7 @@ metrics dict goes straight into ``json.dump``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -334,3 +335,213 @@ def trainer_compute_metrics(eval_prediction) -> dict[str, float]:
     names = [str(c) for c in range(num_classes)]
     scores = classification_metrics(labels, logits.argmax(axis=1), names)
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# The series' one rule for comparing two settings, and for choosing among several
+
+SIGNIFICANCE = 0.05  # a verdict other than "cannot tell apart" needs p < 0.05 (or a 95% interval)
+VERDICTS = ("better", "worse", "cannot tell apart")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Setting ``a`` against setting ``b`` on the same examples, seed by seed (``compare``).
+
+    Scores are means over the seeds. For accuracy, ``only_a`` and ``only_b`` count the
+    (seed, example) pairs that only ``a`` or only ``b`` gets right, pooled over the seeds, and
+    ``p_value`` is the exact McNemar test on them; for macro-F1, ``low`` and ``high`` bound the
+    mean per-seed difference by a paired bootstrap over the examples.
+    """
+
+    a: str
+    b: str
+    metric: str
+    split: str
+    seeds: int
+    examples: int
+    a_score: float
+    b_score: float
+    verdict: str
+    only_a: int | None = None
+    only_b: int | None = None
+    p_value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def difference(self) -> float:
+        return self.a_score - self.b_score
+
+    def sentence(self) -> str:
+        """The comparison in one sentence, its verdict last."""
+        metric = "accuracy" if self.metric == "accuracy" else "macro-F1"
+        seeds = f"{self.seeds} seed{'s' if self.seeds > 1 else ''}"
+        head = (f"{self.a} against {self.b}, {self.split} {metric} ({seeds} × {self.examples} "
+                f"examples): {self.a_score:.1%} against {self.b_score:.1%} "
+                f"({100 * self.difference:+.1f} points); ")
+        if self.metric == "accuracy":
+            evidence = (f"right only for {self.a} {self.only_a} times, only for {self.b} "
+                        f"{self.only_b} times, exact McNemar p = {self.p_value:.2g}")
+        else:
+            evidence = (f"95% paired interval {100 * self.low:+.1f} to {100 * self.high:+.1f} "
+                        "points")
+        verdict = ("this split cannot tell them apart" if self.verdict == "cannot tell apart"
+                   else f"{self.a} is {self.verdict}")
+        return f"{head}{evidence}: {verdict}."
+
+
+def compare(a, b, metric: str = "macro_f1", split: str = "validation",
+            names: tuple[str, str] = ("a", "b"), resamples: int = 2000,
+            seed: int = 0) -> Comparison:
+    """The series' comparison rule: ``a`` against ``b``, paired, seed by seed, same examples.
+
+    ``a`` and ``b`` are the runs of two settings, one per seed and in the same seed order: each
+    a ``lorakit.train.RunResult`` (its ``split`` predictions are read) or a prediction table
+    (``label_id`` and ``prediction_id`` columns). Choose on ``split="validation"``, report on
+    ``"test"``. Accuracy: exact McNemar on the discordant pairs pooled over the seeds, "better"
+    or "worse" when p < ``SIGNIFICANCE``. Macro-F1: a paired bootstrap over the examples of the
+    mean per-seed difference, "better" or "worse" when its 95% interval excludes 0. Else
+    "cannot tell apart".
+    """
+    _check_metric(metric)
+    tables_a, tables_b = _seed_tables(a, split), _seed_tables(b, split)
+    if len(tables_a) != len(tables_b) or not tables_a:
+        raise ValueError(f"{names[0]} has {len(tables_a)} seed(s) and {names[1]} "
+                         f"{len(tables_b)}; compare the same seeds of both, one run per seed")
+    labels = tables_a[0]["label_id"].to_numpy()
+    for table in (*tables_a, *tables_b):
+        if not np.array_equal(table["label_id"].to_numpy(), labels):
+            raise ValueError("the runs were scored on different examples; compare runs of the "
+                             "same split, data and order")
+    num_classes = _num_classes([*tables_a, *tables_b])
+    predicted_a = np.stack([t["prediction_id"].to_numpy() for t in tables_a])  # (seeds, N)
+    predicted_b = np.stack([t["prediction_id"].to_numpy() for t in tables_b])
+    scores_a = _scores(np.broadcast_to(labels, predicted_a.shape), predicted_a, metric,
+                       num_classes)
+    scores_b = _scores(np.broadcast_to(labels, predicted_b.shape), predicted_b, metric,
+                       num_classes)
+    common = dict(a=names[0], b=names[1], metric=metric, split=split, seeds=len(tables_a),
+                  examples=len(labels), a_score=float(scores_a.mean()),
+                  b_score=float(scores_b.mean()))
+    if metric == "accuracy":
+        right_a, right_b = predicted_a == labels, predicted_b == labels
+        only_a, only_b, p = mcnemar_exact(right_a.ravel(), right_b.ravel())
+        verdict = ("cannot tell apart" if p >= SIGNIFICANCE
+                   else "better" if only_a > only_b else "worse")
+        return Comparison(**common, verdict=verdict, only_a=only_a, only_b=only_b, p_value=p)
+    low, high = _paired_seed_interval(labels, predicted_a, predicted_b, num_classes, resamples,
+                                      seed)
+    verdict = "better" if low > 0 else "worse" if high < 0 else "cannot tell apart"
+    return Comparison(**common, verdict=verdict, low=low, high=high)
+
+
+def _paired_seed_interval(labels: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray,
+                          num_classes: int, resamples: int, seed: int) -> tuple[float, float]:
+    """95% percentile interval of the mean over seeds of macro-F1(a) − macro-F1(b), the
+    examples drawn again with replacement, the same draw for every seed and both settings."""
+    draws = np.random.default_rng(seed).integers(0, len(labels), size=(resamples, len(labels)))
+    differences = np.zeros(resamples)
+    for a_seed, b_seed in zip(predicted_a, predicted_b, strict=True):
+        differences += (_scores(labels[draws], a_seed[draws], "macro_f1", num_classes)
+                        - _scores(labels[draws], b_seed[draws], "macro_f1", num_classes))
+    return _middle(differences / len(predicted_a), 1 - SIGNIFICANCE)
+
+
+def _num_classes(tables: list[pd.DataFrame]) -> int:
+    """The classes of prediction tables: one per ``prob_<name>`` column, as the runs' own
+    metrics count them (a class absent from the split scores F1 = 0), else the largest id + 1."""
+    columns = [column for column in tables[0].columns if str(column).startswith("prob_")]
+    if columns:
+        return len(columns)
+    return 1 + max(int(max(t["label_id"].max(), t["prediction_id"].max())) for t in tables)
+
+
+def mean_score(runs, metric: str = "macro_f1", split: str = "validation") -> float:
+    """The mean over seeds of ``metric`` on ``split``; ``runs`` as in ``compare``."""
+    _check_metric(metric)
+    tables = _seed_tables(runs, split)
+    labels = np.stack([t["label_id"].to_numpy() for t in tables])
+    predicted = np.stack([t["prediction_id"].to_numpy() for t in tables])
+    return float(_scores(labels, predicted, metric, _num_classes(tables)).mean())
+
+
+def _seed_tables(runs, split: str) -> list[pd.DataFrame]:
+    """One prediction table per seed: a RunResult's ``split`` predictions, or the table itself."""
+    if isinstance(runs, pd.DataFrame) or hasattr(runs, "run_dir"):
+        runs = [runs]
+    tables = []
+    for run in runs:
+        if isinstance(run, pd.DataFrame):
+            tables.append(run)
+        elif getattr(run, "diverged", False):
+            raise ValueError(f"{run.run_dir.name} diverged: it has no predictions to compare")
+        else:
+            tables.append(run.validation_predictions if split == "validation"
+                          else run.predictions)
+    return tables
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What ``choose`` decided: the ``best`` candidate, those the rule cannot tell apart from it
+    (``tied``, the best included), the cheapest of them (``chosen``), every comparison with the
+    best, and the candidates that diverged (left out)."""
+
+    metric: str
+    split: str
+    scores: dict[str, float]
+    best: str
+    tied: list[str]
+    chosen: str
+    comparisons: dict[str, Comparison]
+    cost: dict[str, float]
+    diverged: list[str]
+
+    def sentence(self) -> str:
+        """The choice in words, with its reason."""
+        metric = "accuracy" if self.metric == "accuracy" else "macro-F1"
+        text = (f"On {self.split} {metric}, the best is {self.best} ({self.scores[self.best]:.1%})"
+                "; ")
+        others = [name for name in self.tied if name != self.best]
+        worse = [name for name, c in self.comparisons.items() if c.verdict == "worse"]
+        if others:
+            text += (f"the rule cannot tell {', '.join(others)} apart from it"
+                     + (f", and {', '.join(worse)} {'is' if len(worse) == 1 else 'are'} worse"
+                        if worse else "") + ". ")
+            text += (f"The cheapest of those, {self.chosen} "
+                     f"({_cost(self.cost[self.chosen])}), is chosen for being the cheapest.")
+        else:
+            text += f"every other candidate is worse, so {self.best} is chosen."
+        if self.diverged:
+            text += f" Diverged, so left out: {', '.join(self.diverged)}."
+        return text
+
+
+def _cost(value: float) -> str:
+    return f"{value:,.0f} trainable parameters" if float(value).is_integer() else f"{value:g}"
+
+
+def choose(candidates: dict, cost: dict[str, float], metric: str = "macro_f1",
+           split: str = "validation") -> Choice:
+    """The series' rule for choosing among settings, stated before the results: take the one
+    with the best mean ``split`` score over its seeds; keep every candidate that ``compare``
+    cannot tell apart from it; choose the cheapest of those by ``cost`` (e.g. trainable
+    parameters), and say so. ``candidates`` maps a name to its runs, one per seed, the same
+    seeds for all (see ``compare``); a candidate whose runs diverged is left out."""
+    diverged = [name for name, runs in candidates.items()
+                if any(getattr(run, "diverged", False) for run in _as_list(runs))]
+    alive = {name: runs for name, runs in candidates.items() if name not in diverged}
+    if not alive:
+        raise ValueError("every candidate diverged: there is nothing to choose from")
+    scores = {name: mean_score(runs, metric, split) for name, runs in alive.items()}
+    best = max(scores, key=scores.get)
+    comparisons = {name: compare(runs, alive[best], metric, split, (name, best))
+                   for name, runs in alive.items() if name != best}
+    tied = [best] + [name for name, c in comparisons.items() if c.verdict == "cannot tell apart"]
+    chosen = min(tied, key=lambda name: cost[name])
+    return Choice(metric, split, scores, best, tied, chosen, comparisons, dict(cost), diverged)
+
+
+def _as_list(runs) -> list:
+    return [runs] if isinstance(runs, pd.DataFrame) or hasattr(runs, "run_dir") else list(runs)

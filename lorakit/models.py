@@ -1,17 +1,11 @@
-"""The base model and tokenizer for a profile, and the ways to fine-tune it.
+"""The base model and tokenizer for a profile, and each method of ``lorakit.methods`` built on it.
 
-Methods (the head, DistilBERT's ``pre_classifier`` + ``classifier``, trains fully in each):
-    lora      LoRA from scratch (``lorakit.lora.inject_lora``)
-    peft      the same LoRA through ``peft.LoraConfig`` / ``get_peft_model``
-    full      every weight trains
-    head      only the classification head trains
-    dora      DoRA from scratch (``lorakit.variants.DoRALinear``): LoRA plus a learned length
-              per output row
-    pissa     LoRA started from W's top-r singular triplets (``lorakit.variants.pissa_init_``)
-    loraplus  LoRA whose B learns ``LORAPLUS_RATIO`` times faster than A (the optimizer:
-              ``lorakit.variants.loraplus_parameter_groups``)
-    vera      VeRA through PEFT: frozen random A and B shared by every layer, trained scales
-    ia3       IA³ through PEFT: trained scales of the keys, values and feed-forward inputs
+``prepare_model(model, method, ...)`` builds a method: lorakit's own LoRA layers for ``lora``,
+``dora`` (``lorakit.variants.DoRALinear``), ``pissa`` (``pissa_layers_init_``) and ``loraplus``
+(whose optimizer is ``lorakit.variants.loraplus_parameter_groups``); a ``PeftModel`` for
+``peft``, ``vera`` and ``ia3``; the model itself, frozen but for the head, for ``head``, and
+wholly trainable for ``full``. The head (DistilBERT's ``pre_classifier`` + ``classifier``)
+trains fully in each.
 
 Every profile's base has distilbert-base-uncased's module names. ``offline`` loads
 all-MiniLM-L6-v2 converted into DistilBERT's layout (``lorakit.minilm``, built from a PyPI wheel);
@@ -36,30 +30,20 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from lorakit import minilm
-from lorakit.data import FIXTURES_DIR, HubUnavailableError, get_task
 from lorakit.lora import (
+    LoRAConfig,
     LoRALinear,
-    LoRASettings,
     check_lora_hyperparameters,
     find_target_linears,
     inject_lora,
 )
-from lorakit.peft_format import lora_config
-from lorakit.profiles import (
-    LORAKIT_LORA_METHODS,
-    METHODS,
-    OFFLINE_MODEL,
-    PEFT_METHODS,
-    TINY_MODEL,
-    resolve_profile,
-)
+from lorakit.methods import IA3_FEEDFORWARD, IA3_TARGETS, get_method
+from lorakit.peft_format import to_peft_config
+from lorakit.profiles import OFFLINE_MODEL, TINY_MODEL, resolve_profile
+from lorakit.tasks import FIXTURES_DIR, HubUnavailableError, get_task
 from lorakit.variants import DoRALinear, pissa_layers_init_
 
 DEFAULT_TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
-# IA³ scales the keys, the values and the feed-forward activations (Liu et al., 2022, "Few-Shot
-# Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning"): in
-# DistilBERT k_lin, v_lin and the input of lin2.
-IA3_TARGETS, IA3_FEEDFORWARD = ("k_lin", "v_lin", "lin2"), ("lin2",)
 LORAPLUS_RATIO = 16  # B's learning rate over A's: the LoRA+ paper's recommended ratio
 HEAD_NAMES = ("pre_classifier", "classifier", "score")
 TINY_MODEL_DIR = FIXTURES_DIR / "tiny_model"
@@ -134,6 +118,23 @@ def load_base(task: str, profile=None, model: str | None = None):
     return base, tokenizer
 
 
+def load_tokenizer(profile=None, model: str | None = None):
+    """The tokenizer of the profile's model (or of ``model``) alone, without its weights: what
+    counting tokens needs."""
+    name = model or resolve_profile(profile).model
+    if name == TINY_MODEL:
+        return tiny_tokenizer()
+    if name == OFFLINE_MODEL:
+        return AutoTokenizer.from_pretrained(minilm.converted_dir())
+    _check_model_directory(name)
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except OSError as error:
+        raise HubUnavailableError(
+            f"could not load the tokenizer of {name!r} from the Hugging Face Hub or its cache "
+            f"({error}); pass a local directory or set LORAKIT_PROFILE=offline") from error
+
+
 def _check_model_directory(name: str) -> None:
     path = Path(name)
     if not path.is_dir():
@@ -162,11 +163,12 @@ def head_modules(model: nn.Module) -> tuple[str, ...]:
     return found
 
 
-def check_method(method: str) -> str:
-    """Return ``method`` if it is one of ``METHODS``, else raise a ValueError listing them."""
-    if method not in METHODS:
-        raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
-    return method
+def head_parameter_ids(model: nn.Module) -> set[int]:
+    """The ``id`` of every trainable parameter inside the classification head's modules (also
+    inside PEFT's trained copy of them, ``<head>.modules_to_save.default``)."""
+    head = set(head_modules(model))
+    return {id(param) for name, param in model.named_parameters()
+            if param.requires_grad and head & set(name.split("."))}
 
 
 def prepare_model(
@@ -186,14 +188,14 @@ def prepare_model(
     (``IA3_TARGETS``). A ``pissa`` model keeps its starting factors in ``model.pissa_start``,
     which a standard adapter needs (``lorakit.variants.pissa_as_lora``).
     """
-    head = head_modules(model)
-    if check_method(method) in LORAKIT_LORA_METHODS:
+    head, built_by = head_modules(model), get_method(method).built_by
+    if built_by == "lorakit":
         layer = DoRALinear if method == "dora" else LoRALinear
         inject_lora(model, targets, r, alpha, dropout, rslora, train_modules=head, layer=layer)
         if method == "pissa":
             model.pissa_start = pissa_layers_init_(model)
         return model
-    if method in PEFT_METHODS:
+    if built_by == "peft":
         return _peft_model(model, method, r, alpha, targets, dropout, rslora, head)
     model.requires_grad_(method == "full")
     if method == "head":
@@ -213,8 +215,8 @@ def _peft_model(model: nn.Module, method: str, r: int, alpha: float, targets, dr
         check_lora_hyperparameters(r, 1 if method == "vera" else alpha, dropout)  # VeRA: no alpha
         find_target_linears(model, targets)  # PEFT's own error for a bad target says less
         if method == "peft":
-            settings = LoRASettings(tuple(targets), r, alpha, dropout, rslora, train_modules=head)
-            config = lora_config(settings, task_type="SEQ_CLS")
+            settings = LoRAConfig(tuple(targets), r, alpha, dropout, rslora, train_modules=head)
+            config = to_peft_config(settings, task_type="SEQ_CLS")
         else:
             config = VeraConfig(task_type="SEQ_CLS", r=r, target_modules=list(targets),
                                 vera_dropout=dropout, modules_to_save=list(head))
@@ -222,3 +224,26 @@ def _peft_model(model: nn.Module, method: str, r: int, alpha: float, targets, dr
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
                                 category=FutureWarning)
         return get_peft_model(model, config)
+
+
+def check_fits_model(model: nn.Module, targets, r: int | None, max_length: int) -> None:
+    """Refuse a rank no adapted layer can hold, or more tokens than the model has positions.
+
+    A rank-r update of a (d_out, d_in) layer has rank at most min(d_out, d_in): a larger r only
+    adds parameters. ``r=None`` skips the rank (methods without LoRA).
+    """
+    if r is not None:
+        layers = find_target_linears(model, targets)
+        name, layer = min(layers.items(), key=lambda item: min(item[1].weight.shape))
+        limit = min(layer.weight.shape)
+        if r > limit:
+            raise ValueError(
+                f"r={r} (--rank) is larger than {name} allows: a {layer.out_features} x "
+                f"{layer.in_features} layer holds updates of rank {limit} at most; use "
+                f"r <= {limit}, e.g. --rank 8")
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and max_length > positions:
+        raise ValueError(
+            f"max_length={max_length} (--max-length) is more tokens than "
+            f"{type(model).__name__} has positions ({positions}); use --max-length {positions} "
+            "or less")

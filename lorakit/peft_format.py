@@ -39,8 +39,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lorakit.lora import (
+    LoRAConfig,
     LoRALinear,
-    LoRASettings,
     inject_lora,
     load_lora_state_dict,
     lora_layers,
@@ -83,10 +83,10 @@ def peft_file_key(name: str) -> str:
     return PEFT_PREFIX + name
 
 
-def lora_config(settings: LoRASettings, **peft_only) -> LoraConfig:
+def to_peft_config(settings: LoRAConfig, **peft_only) -> LoraConfig:
     """The ``peft.LoraConfig`` for lorakit's settings; ``peft_only`` adds PEFT's own fields.
 
-    For example ``lora_config(model.lora_settings, task_type="SEQ_CLS")``.
+    For example ``to_peft_config(model.lora_config, task_type="SEQ_CLS")``.
     """
     fields = {PEFT_ARGUMENTS[name]: value for name, value in asdict(settings).items()}
     fields["target_modules"] = list(settings.targets)
@@ -94,7 +94,7 @@ def lora_config(settings: LoRASettings, **peft_only) -> LoraConfig:
     return LoraConfig(**fields, **peft_only)
 
 
-def settings_from_config(config: dict) -> dict:
+def lorakit_arguments(config: dict) -> dict:
     """lorakit's settings from an ``adapter_config.json`` (a dict), by ``PEFT_ARGUMENTS``."""
     defaults = {"lora_dropout": 0.0, "use_rslora": False, "modules_to_save": None,
                 "use_dora": False}
@@ -131,12 +131,12 @@ def save_peft_adapter(model: nn.Module, path, base_model_name_or_path: str | Non
     changed its base weights, so its adapter is saved as the standard rank-2r update of the
     original ones (``lorakit.variants.pissa_as_lora``). Returns the directory written.
     """
-    state, settings = lora_state_dict(model), model.lora_settings
+    state, settings = lora_state_dict(model), model.lora_config
     if getattr(model, "pissa_start", None) is not None:
         state, settings = _pissa_as_standard_lora(model, state, settings)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    config = lora_config(settings, task_type="SEQ_CLS",
+    config = to_peft_config(settings, task_type="SEQ_CLS",
                          base_model_name_or_path=base_model_name_or_path)
     config.save_pretrained(str(path))
     tensors = {peft_file_key(name): t.contiguous() for name, t in state.items()}
@@ -144,7 +144,7 @@ def save_peft_adapter(model: nn.Module, path, base_model_name_or_path: str | Non
     return path
 
 
-def _pissa_as_standard_lora(model: nn.Module, state: dict, settings: LoRASettings):
+def _pissa_as_standard_lora(model: nn.Module, state: dict, settings: LoRAConfig):
     """The state and settings of a rank-2r LoRA with the same scale, relative to the original W."""
     state = dict(state)
     for name, layer in lora_layers(model).items():
@@ -154,7 +154,7 @@ def _pissa_as_standard_lora(model: nn.Module, state: dict, settings: LoRASetting
     return state, replace(settings, r=2 * settings.r, alpha=settings.alpha * same_scale)
 
 
-def read_peft_adapter(path) -> tuple[LoRASettings, dict[str, torch.Tensor]]:
+def read_peft_adapter(path) -> tuple[LoRAConfig, dict[str, torch.Tensor]]:
     """Read a PEFT LoRA adapter directory into settings and a lorakit state dict."""
     path = Path(path)
     for needed in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
@@ -179,10 +179,10 @@ def read_peft_adapter(path) -> tuple[LoRASettings, dict[str, torch.Tensor]]:
         )
     state = {lorakit_name(k): v for k, v in load_file(str(path / ADAPTER_WEIGHTS)).items()}
     fully_trained = {k.rpartition(".")[0].rsplit(".", 1)[-1] for k in state if ".lora_" not in k}
-    settings = settings_from_config(config)
+    settings = lorakit_arguments(config)
     settings["targets"] = tuple(sorted(settings["targets"]))
     settings["train_modules"] = tuple(sorted(fully_trained))  # what the file holds
-    return LoRASettings(**settings), state
+    return LoRAConfig(**settings), state
 
 
 def load_peft_adapter(model: nn.Module, path) -> nn.Module:
@@ -192,7 +192,7 @@ def load_peft_adapter(model: nn.Module, path) -> nn.Module:
     Raises ValueError when the adapter's tensors do not fit the model.
     """
     settings, state = read_peft_adapter(path)
-    if getattr(model, "lora_settings", None) is None:
+    if getattr(model, "lora_config", None) is None:
         fields = asdict(settings)
         layer = DoRALinear if fields.pop("dora") else LoRALinear
         inject_lora(model, **fields, layer=layer)

@@ -24,7 +24,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
 from lorakit.checks import require_type
-from lorakit.profiles import LORA_METHODS
+from lorakit.methods import names_where
 
 PERCENT_METRICS = ("accuracy", "macro_f1", "val_macro_f1", "trainable_percent")
 METRIC_LABELS = {
@@ -207,7 +207,7 @@ def _run_labels(table: pd.DataFrame) -> pd.Series:
         return table["run"].astype(str)
     labels = table["method"].astype(str)
     if {"r", "alpha"} <= set(table.columns):
-        lora = table["r"].notna() & table["method"].isin(LORA_METHODS)
+        lora = table["r"].notna() & table["method"].isin(names_where(lora_family=True))
         detail = " r=" + table["r"].astype(str) + " α=" + table["alpha"].astype(str)
         labels = labels.where(~lora, labels + detail)
     return labels
@@ -310,15 +310,7 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
             ax.set_xlim(np.nanmin(low) - margin, np.nanmax(high) + 2.5 * margin)
         else:
             ax.barh(positions, values, color=colours)
-        for y, value in zip(positions, values, strict=True):
-            if not np.isfinite(value):
-                continue
-            text = f"{value:.1%}" if percent else _compact(value)
-            if ranged:  # above its dot: at the range's end it would read as the maximum
-                ax.annotate(text, (value, y), xytext=(0, 7), textcoords="offset points",
-                            ha="center", fontsize="small")
-            else:
-                ax.text(value, y, f" {text}", va="center", fontsize="small")
+        _label_values(ax, values, positions, percent, above=ranged)
         if ranged:
             _zoomed_ticks(ax.xaxis, ax.get_xlim(), percent, bins=4)
         elif metric in LOG_SCALE_METRICS and np.nanmax(values) > 20 * np.nanmin(values):
@@ -339,6 +331,21 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _label_values(ax, values: np.ndarray, positions: np.ndarray, percent: bool,
+                  above: bool) -> None:
+    """Each value written at its bar's end, or ``above`` its dot (at the end of a range line it
+    would read as the maximum)."""
+    for y, value in zip(positions, values, strict=True):
+        if not np.isfinite(value):
+            continue
+        text = f"{value:.1%}" if percent else _compact(value)
+        if above:
+            ax.annotate(text, (value, y), xytext=(0, 7), textcoords="offset points",
+                        ha="center", fontsize="small")
+        else:
+            ax.text(value, y, f" {text}", va="center", fontsize="small")
 
 
 def rate_curves(table: pd.DataFrame, group: str = "method", panel: str | None = None,

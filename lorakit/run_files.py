@@ -6,12 +6,16 @@
       metrics.json       test accuracy, macro-F1, per-class F1, validation scores, parameters,
                          time, throughput, memory
       log_history.csv    the Trainer's log, for training curves
-      predictions.csv    text, label, prediction, per-class probabilities, per-example loss
+      predictions.csv    the test split: text, label, prediction, per-class probabilities,
+                         per-example loss
+      validation_predictions.csv   the same for the validation split, which choices are made on
       adapter/           every adapter method (LoRA, its variants, VeRA, IA³): PEFT's format,
                          adapter_model.safetensors + adapter_config.json
       head.safetensors   head-only runs: the trained head's tensors
 
-While a run trains it lives in ``<run-name>.incomplete/``, so a failed run never looks finished.
+While a run trains it lives in ``<run-name>.incomplete/``, so a failed run never looks finished. A
+run that diverged (its loss became NaN) holds config.json, metrics.json (``"diverged": true``, no
+scores) and nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ CONFIG = "config.json"
 METRICS = "metrics.json"
 LOG_HISTORY = "log_history.csv"
 PREDICTIONS = "predictions.csv"
+VALIDATION_PREDICTIONS = "validation_predictions.csv"
 ADAPTER = "adapter"
 HEAD = "head.safetensors"
 INCOMPLETE_SUFFIX = ".incomplete"

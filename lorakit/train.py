@@ -1,15 +1,24 @@
 """One training run: ``transformers.Trainer`` plus a run directory that records everything.
 
-``run(task, method, ...)`` goes in steps: its settings checked and completed from the profile
-(``run_settings``), the data and the model (``_data_and_model``), the Trainer, training and the
-test predictions (``_train_and_test``), and the run directory (``lorakit.run_files`` names its
-files). While a run trains it lives in ``<run-name>.incomplete/`` with a checkpoint per epoch, so
-that ``resume=True`` can continue it after a disconnect and a failed run never looks finished;
-``reuse=True`` returns a finished run of the same settings instead of training it again.
+    settings = run_settings("emotion", "lora", r=8, alpha=16)  # checked, completed from the profile
+    result = run(settings)                      # the same as run("emotion", "lora", r=8, alpha=16)
+
+A run does what the standard PEFT recipe does (a ``LoraConfig``, ``Trainer.train``,
+``save_pretrained``; notebook 04 writes that recipe out), and beyond it: it checks every setting
+before it loads anything (``run_settings``); trains the task's new head at its own learning rate,
+the same for every method (``head_lr``), so that a method's ``lr`` is the rate of what the method
+trains; stops at the first NaN or infinite loss, or records the run as diverged; predicts the
+validation and test splits in order and writes both; and keeps everything in one directory
+(``lorakit.run_files`` names its files). While a run trains it lives in ``<run-name>.incomplete/``
+with a checkpoint per epoch, so that ``resume=True`` continues it after a disconnect and a failed
+run never looks finished; ``reuse=True`` returns a finished run of the same settings instead of
+training it again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 import os
 import platform
@@ -17,7 +26,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,166 +34,171 @@ import pandas as pd
 import torch
 from accelerate import PartialState
 from safetensors.torch import save_file
-from transformers import (
-    DataCollatorWithPadding,
-    Trainer,
-    TrainingArguments,
-    set_seed,
-)
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
-from lorakit.bench import peak_memory_mb, reset_peak_memory
 from lorakit.data import load_task, tokenize_task
-from lorakit.metrics import (
-    classification_metrics,
-    prediction_table,
-    trainer_compute_metrics,
-)
+from lorakit.measure import peak_memory_mb, reset_peak_memory
+from lorakit.methods import get_method
+from lorakit.metrics import classification_metrics, prediction_table, trainer_compute_metrics
 from lorakit.models import (
     DEFAULT_TARGETS,
-    IA3_TARGETS,
     LORAPLUS_RATIO,
-    check_method,
+    check_fits_model,
+    head_parameter_ids,
     load_base,
     prepare_model,
 )
 from lorakit.peft_format import save_peft_adapter
-from lorakit.precision import current_precision
-from lorakit.profiles import (
-    LORA_METHODS,
-    LORAKIT_LORA_METHODS,
-    PEFT_METHODS,
-    device_description,
-    resolve_profile,
-    runs_dir,
-)
+from lorakit.precision import current_precision, device_description
+from lorakit.profiles import resolve_profile, runs_dir
+from lorakit.ranges import check_run_settings
 from lorakit.run_files import (
     ADAPTER,
     CONFIG,
     HEAD,
     METRICS,
     PREDICTIONS,
+    VALIDATION_PREDICTIONS,
     read_log_history,
     run_directories,
     write_json,
     write_log_history,
 )
-from lorakit.settings import check_fits_model, check_run_settings
 from lorakit.variants import loraplus_parameter_groups
 
 WEIGHT_DECAY = 0.01
+RECIPE_FIELDS = ("max_train", "max_eval", "max_length", "epochs", "batch_size", "warmup_fraction")
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the run stopped and kept its last checkpoint."""
+    """The training loss became NaN or infinite at ``step``; the run stopped there."""
 
-
-class CheckedTrainer(Trainer):
-    """``transformers.Trainer`` that stops at the first step whose loss is NaN or infinite.
-
-    Training on after that only spends time: every later weight update is NaN too.
-    """
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss).all():
-            checkpoint = get_last_checkpoint(self.args.output_dir)
-            raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at step {self.state.global_step + 1} "
-                f"(epoch {self.state.epoch:.2f}, learning rate {self.args.learning_rate:g}); "
-                f"last good checkpoint: {checkpoint or 'none yet'}; try a lower learning rate "
-                "(--lr), a smaller alpha, or fp32 instead of fp16"
-            )
-        return loss
-
-
-def default_run_name(method: str, r: int, alpha: float, seed: int) -> str:
-    """E.g. ``lora-r8-a16-seed0``, ``vera-r256-seed0``; ``full-seed0`` for methods without a
-    rank."""
-    if method in LORA_METHODS:
-        return f"{method}-r{r}-a{alpha:g}-seed{seed}"
-    return f"{method}{f'-r{r}' if method == 'vera' else ''}-seed{seed}"
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything that decides what a run computes, checked, with the profile's values filled
-    in; ``config.json`` starts with these fields, in this order."""
+    """Everything that decides what a run computes; ``config.json`` starts with these fields.
+
+    Build one with ``run_settings``, which checks it and completes it from the profile: until
+    then a None means "the profile's value". A setting the method does not use is recorded as
+    None (``lorakit.methods``: the rank and α of IA³, full fine-tuning and head-only; VeRA's α).
+
+    - ``task``: ``"imdb"`` or ``"emotion"``; ``method``: one of ``lorakit.methods.METHODS``.
+    - ``run_name``: the run directory's name, by default e.g. ``lora-r8-a16-seed0``.
+    - ``profile``: ``offline``, ``quick``, ``full``, ``tiny``; ``model``: a Hub id or a local
+      directory instead of the profile's model.
+    - ``r``, ``alpha``, ``targets``, ``dropout``, ``rslora``: LoRA's (``lorakit.lora``); VeRA
+      uses ``r``, ``targets`` and ``dropout``.
+    - ``lr``: the learning rate of what the method trains (A and B; every weight for ``full``;
+      the head for ``head``); ``head_lr``: the new head's, the same for every method compared.
+    - ``seed``: the head's and LoRA's initialisation, the data order, dropout.
+    - ``max_train``, ``max_eval``, ``max_length``, ``epochs``, ``batch_size``,
+      ``warmup_fraction``: the profile's recipe for the task (``epochs=0`` only evaluates).
+    - ``data_files``, ``text_column``, ``label_column``: local data (``lorakit.data.load_task``).
+    """
 
     task: str
-    method: str
-    run_name: str
-    profile: str
-    model: str  # a Hub id, a local directory or one of lorakit's bundled bases
-    r: int | None
-    alpha: float | None
-    targets: tuple[str, ...]
-    dropout: float
-    rslora: bool
-    lr: float
-    seed: int
-    max_train: int | None
-    max_eval: int | None
-    max_length: int
-    epochs: float
-    batch_size: int
-    warmup_fraction: float
-    data_files: dict[str, str] | None
-    text_column: str | None
-    label_column: str | None
+    method: str = "lora"
+    run_name: str | None = None
+    profile: str | None = None
+    model: str | None = None
+    r: int | None = 8
+    alpha: float | None = 16
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    dropout: float = 0.0
+    rslora: bool = False
+    lr: float | None = None
+    head_lr: float | None = None
+    seed: int = 0
+    max_train: int | None = None
+    max_eval: int | None = None
+    max_length: int | None = None
+    epochs: float | None = None
+    batch_size: int | None = None
+    warmup_fraction: float | None = None
+    data_files: dict[str, str] | None = None
+    text_column: str | None = None
+    label_column: str | None = None
 
     def record(self) -> dict:
         """The fields as config.json holds them (lists for tuples)."""
         return json.loads(json.dumps(asdict(self)))
 
 
-def run_settings(task: str, method: str = "lora", r: int = 8, alpha: float = 16,
-                 targets=DEFAULT_TARGETS, dropout: float = 0.0, rslora: bool = False,
-                 epochs: float | None = None, lr: float | None = None,
-                 batch_size: int | None = None, max_length: int | None = None,
-                 max_train: int | None = None, max_eval: int | None = None, seed: int = 0,
-                 profile=None, model: str | None = None, data_files: dict | None = None,
-                 text_column: str | None = None, label_column: str | None = None,
-                 run_name: str | None = None) -> RunSettings:
-    """``run``'s arguments checked (a one-line TypeError or ValueError for a bad one) and
-    completed from the profile; nothing is loaded or written. Settings a method does not use
-    are recorded as None (VeRA's alpha; the rank and alpha of IA³, full fine-tuning and
-    head-only), with IA³'s own targets and none for full fine-tuning and head-only."""
-    profile = resolve_profile(profile)
-    check_method(method)
-    check_run_settings(r=r, alpha=alpha, dropout=dropout, epochs=epochs, lr=lr,
-                       batch_size=batch_size, max_length=max_length, max_train=max_train,
-                       max_eval=max_eval, seed=seed)
-    if method == "ia3":
-        r, alpha, rslora, targets = None, None, False, IA3_TARGETS
-    elif method in ("full", "head"):  # no adapter: nothing of LoRA's applies
-        r, alpha, rslora, targets = None, None, False, ()
-    elif method == "vera":
-        alpha, rslora = None, False
-    task_settings = profile.settings(task, epochs=epochs, batch_size=batch_size,
-                                     max_length=max_length, max_train=max_train,
-                                     max_eval=max_eval)
-    return RunSettings(
-        task=task, method=method, run_name=run_name or default_run_name(method, r, alpha, seed),
-        profile=profile.name, model=model or profile.model, r=r, alpha=alpha,
-        targets=tuple(targets), dropout=dropout, rslora=rslora,
-        lr=lr if lr is not None else task_settings.learning_rates[method], seed=seed,
-        max_train=task_settings.max_train, max_eval=task_settings.max_eval,
-        max_length=task_settings.max_length, epochs=task_settings.epochs,
-        batch_size=task_settings.batch_size, warmup_fraction=task_settings.warmup_fraction,
-        data_files={k: str(v) for k, v in (data_files or {}).items()} or None,
-        text_column=text_column, label_column=label_column,
-    )
+def run_settings(task: str | RunSettings, method: str | None = None, **changes) -> RunSettings:
+    """A run's settings, checked and completed from the profile; nothing is loaded or written.
+
+    ``run_settings("emotion", "lora", r=4)`` starts from ``RunSettings``' defaults;
+    ``run_settings(settings, seed=1)`` from ``settings``. A bad value is a one-line TypeError or
+    ValueError (``lorakit.ranges``); so is a name that is not a field of ``RunSettings``.
+    """
+    requested = _requested(task, method, changes)
+    profile = resolve_profile(requested.profile)
+    uses = get_method(requested.method).records
+    check_run_settings(**{name: getattr(requested, name) for name in (
+        "r", "alpha", "dropout", "epochs", "lr", "head_lr", "batch_size", "max_length",
+        "max_train", "max_eval", "seed")})
+    recipe = profile.recipe(requested.task, **{name: getattr(requested, name)
+                                               for name in RECIPE_FIELDS})
+    lr, head_lr = _rates(requested, recipe.learning_rates)
+    r = requested.r if "r" in uses else None
+    alpha = requested.alpha if "alpha" in uses else None
+    targets = get_method(requested.method).own_targets or (
+        requested.targets if "targets" in uses else ())
+    return replace(
+        requested, profile=profile.name, model=requested.model or profile.model, r=r,
+        alpha=alpha, targets=tuple(targets), rslora=requested.rslora and "rslora" in uses,
+        dropout=requested.dropout if "dropout" in uses else 0.0, lr=lr, head_lr=head_lr,
+        run_name=requested.run_name or default_run_name(requested.method, r, alpha,
+                                                        requested.seed),
+        data_files={k: str(v) for k, v in (requested.data_files or {}).items()} or None,
+        **{name: getattr(recipe, name) for name in RECIPE_FIELDS})
+
+
+def _requested(task: str | RunSettings, method: str | None, changes: dict) -> RunSettings:
+    """The settings asked for, not yet checked: ``task`` changed, or built from the defaults."""
+    fields = [f.name for f in dataclasses.fields(RunSettings)]
+    unknown = sorted(set(changes) - set(fields))
+    if unknown:
+        raise TypeError(f"{unknown} are not run settings; a run's settings are: "
+                        f"{', '.join(fields)}")
+    if isinstance(task, RunSettings):
+        return replace(task, **changes, method=method or task.method)
+    return RunSettings(task=task, method=method or "lora", **changes)
+
+
+def _rates(requested: RunSettings, profile_rates: dict[str, float]) -> tuple[float, float]:
+    """``(lr, head_lr)``: the method's rate and the head's, the profile's unless given. For
+    head-only training the two are one: what the method trains is the head."""
+    if requested.method == "head":
+        rate = requested.lr or requested.head_lr or profile_rates["head"]
+        return rate, rate
+    return (requested.lr or profile_rates[requested.method],
+            requested.head_lr or profile_rates["head"])
+
+
+def default_run_name(method: str, r: int | None, alpha: float | None, seed: int) -> str:
+    """E.g. ``lora-r8-a16-seed0``, ``vera-r256-seed0``; ``full-seed0`` for methods without a
+    rank."""
+    records = get_method(method).records
+    if "alpha" in records:
+        return f"{method}-r{r}-a{alpha:g}-seed{seed}"
+    return f"{method}{f'-r{r}' if 'r' in records else ''}-seed{seed}"
 
 
 @dataclass
 class RunResult:
     """What ``run`` returns: where it wrote, what it measured, and the trained model.
 
-    A run found on disk by ``run(..., reuse=True)`` has ``reused`` True and no model or
-    tokenizer (``None``): load its adapter with ``lorakit.peft_format.load_peft_adapter``.
+    ``model`` and ``tokenizer`` are None for a run found on disk (``reused``; load its adapter
+    with ``lorakit.peft_format.load_peft_adapter``) and for a run made with
+    ``keep_model=False``. A ``diverged`` run has no scores and no predictions.
     """
 
     run_dir: Path
@@ -194,11 +208,18 @@ class RunResult:
     model: torch.nn.Module | None
     tokenizer: object
     reused: bool = False
+    diverged: bool = False
 
     @property
     def log_history(self) -> pd.DataFrame:
         """The Trainer's log (``run_files.LOG_HISTORY``), for ``plots.training_curves``."""
         return read_log_history(self.run_dir)
+
+    @property
+    def validation_predictions(self) -> pd.DataFrame:
+        """The validation split's predictions, one row per example, as ``predictions`` holds
+        the test split's: what the series chooses on."""
+        return pd.read_csv(self.run_dir / VALIDATION_PREDICTIONS)
 
 
 def library_versions() -> dict[str, str]:
@@ -219,10 +240,11 @@ def library_versions() -> dict[str, str]:
 
 
 def finished_run(settings: RunSettings, output_dir=None) -> Path | None:
-    """The directory of a finished run made with exactly ``settings``, in the precision this
-    machine trains in, under ``output_dir`` (default ``profiles.runs_dir()``), or None: another
-    profile's or settings' run of the same name does not count. The data files and a local
-    model directory are compared by path, not by content."""
+    """The directory of a finished run made with exactly ``settings`` (``run_settings``), in
+    the precision this machine trains in, under ``output_dir`` (default
+    ``profiles.runs_dir()``), or None: another profile's or settings' run of the same name does
+    not count. Data files and a local model directory are compared by path, not by content."""
+    settings = run_settings(settings)
     run_dir = Path(runs_dir() if output_dir is None else output_dir) / settings.task
     run_dir = run_dir / settings.run_name
     return run_dir if _differences(settings, run_dir) == [] else None
@@ -240,139 +262,254 @@ def _differences(settings: RunSettings, run_dir: Path) -> list[str] | None:
 def read_run(run_dir) -> RunResult:
     """A finished run read back from its directory, as a ``RunResult`` without a model."""
     run_dir = Path(run_dir)
-    return RunResult(run_dir, json.loads((run_dir / CONFIG).read_text()),
-                     json.loads((run_dir / METRICS).read_text()),
-                     pd.read_csv(run_dir / PREDICTIONS), model=None, tokenizer=None, reused=True)
+    metrics = json.loads((run_dir / METRICS).read_text())
+    predictions = (pd.read_csv(run_dir / PREDICTIONS) if (run_dir / PREDICTIONS).is_file()
+                   else pd.DataFrame())
+    return RunResult(run_dir, json.loads((run_dir / CONFIG).read_text()), metrics, predictions,
+                     model=None, tokenizer=None, reused=True,
+                     diverged=bool(metrics.get("diverged")))
 
 
-def run(
-    task: str,
-    method: str = "lora",
-    r: int = 8,
-    alpha: float = 16,
-    targets=DEFAULT_TARGETS,
-    dropout: float = 0.0,
-    rslora: bool = False,
-    epochs: float | None = None,
-    lr: float | None = None,
-    batch_size: int | None = None,
-    max_length: int | None = None,
-    max_train: int | None = None,
-    max_eval: int | None = None,
-    seed: int = 0,
-    profile=None,
-    model: str | None = None,
-    data_files: dict | None = None,
-    text_column: str | None = None,
-    label_column: str | None = None,
-    output_dir=None,
-    run_name: str | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    reuse: bool = False,
-    progress: bool = True,
-) -> RunResult:
-    """Fine-tune a model on ``task`` with ``method`` and write its run directory.
+def run(settings: RunSettings | str, method: str | None = None, *, output_dir=None,
+        reuse: bool = False, resume: bool = False, overwrite: bool = False,
+        progress: bool = True, keep_model: bool = True, diverged: str = "raise",
+        **changes) -> RunResult:
+    """Fine-tune as ``settings`` say (``RunSettings``) and write the run directory.
 
-    Args:
-        task: ``"imdb"`` or ``"emotion"``.
-        method: ``"lora"`` (from scratch), ``"peft"``, ``"full"``, ``"head"``, or a LoRA
-            variant: ``"dora"``, ``"pissa"``, ``"loraplus"``, ``"vera"``, ``"ia3"``
-            (``lorakit.models`` says what each does).
-        r, alpha, targets, dropout, rslora: LoRA settings, ignored by ``full`` and ``head``;
-            VeRA uses ``r``, ``targets`` and ``dropout``, IA³ its own targets only.
-        epochs, lr, batch_size, max_length, max_train, max_eval: override the profile's
-            settings for the task; ``epochs=0`` evaluates the model without training it.
-            Every number is checked before any work (``lorakit.settings.RANGES``): a bad one
-            raises a one-line TypeError or ValueError and nothing is written.
-        seed: seeds the head's and LoRA's initialisation, the data order and dropout.
-        profile: ``"offline"``, ``"quick"``, ``"full"``, ``"tiny"`` or None to resolve it.
-        model: a Hub id or local directory instead of the profile's model.
-        data_files: local files by split, e.g. ``{"train": "train.csv", "test": "test.csv"}``.
-        text_column, label_column: column names in those files.
-        output_dir: where ``<task>/<run-name>/`` is written; default ``profiles.runs_dir()``.
-        resume: continue an interrupted run from its last epoch checkpoint.
-        overwrite: replace an existing run directory.
-        reuse: return the finished run made with the same settings if there is one
-            (``finished_run``; its result has no model), instead of training again.
-        progress: show the Trainer's progress bar while it trains and predicts (a widget in
-            Jupyter and Colab, tqdm in a terminal); False trains silently, for notebooks that
-            make many short runs. The log is in ``log_history.csv`` either way.
+    ``run("emotion", "lora", r=4)`` builds the settings with ``run_settings`` first; every
+    setting is checked before any work, and a bad one writes nothing. The controls:
+
+    - ``output_dir``: where ``<task>/<run-name>/`` goes; default ``profiles.runs_dir()``.
+    - ``reuse``: return the finished run of the same settings if there is one (its result has
+      no model) instead of training again; a run of that name with other settings is a
+      FileExistsError unless ``overwrite``.
+    - ``resume``: continue an interrupted run from its last epoch checkpoint.
+    - ``overwrite``: replace an existing run directory.
+    - ``progress``: the Trainer's progress bar (a widget in Jupyter and Colab); False trains
+      silently, for notebooks that make many short runs. The log is written either way.
+    - ``keep_model``: False lets the trained model go (``result.model`` is None), for
+      notebooks that make many runs and keep their numbers only.
+    - ``diverged``: ``"raise"`` stops with ``NonFiniteLossError`` at the first NaN or infinite
+      loss; ``"record"`` writes the run as diverged and returns it, so that a grid goes on.
     """
     started = time.perf_counter()
-    profile = resolve_profile(profile)
-    settings = run_settings(
-        task, method, r=r, alpha=alpha, targets=targets, dropout=dropout, rslora=rslora,
-        epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-        max_train=max_train, max_eval=max_eval, seed=seed, profile=profile, model=model,
-        data_files=data_files, text_column=text_column, label_column=label_column,
-        run_name=run_name)
+    if diverged not in ("raise", "record"):
+        raise ValueError(f"diverged={diverged!r}; choose 'raise' or 'record'")
+    settings = run_settings(settings, method, **changes)
     output_dir = runs_dir() if output_dir is None else Path(output_dir)
-    if reuse:
-        differences = _differences(settings, output_dir / task / settings.run_name)
-        if differences == []:
-            return read_run(output_dir / task / settings.run_name)
-        if differences and not overwrite:
-            raise FileExistsError(
-                f"reuse=True: the run in {output_dir / task / settings.run_name} has other "
-                f"{', '.join(differences)}; pass overwrite=True to train it again in its place")
-    final_dir, work_dir = run_directories(output_dir, task, settings.run_name, resume, overwrite)
-
-    set_seed(seed)
-    data, tokenized, trained, tokenizer = _data_and_model(settings, profile, data_files)
-    precision = current_precision()
-    args = _training_arguments(work_dir, settings, precision, len(tokenized["train"]), progress)
-    state = _claim_work_dir(final_dir, work_dir, overwrite, resume)
-    trainer = _trainer(trained, args, tokenized, tokenizer, progress, _optimizer(trained, settings))
-    checkpoint = get_last_checkpoint(args.output_dir) if resume and Path(
-        args.output_dir).is_dir() else None
-    memory_kind = reset_peak_memory()
-    train_metrics, test_output = _train_and_test(trainer, tokenized["test"], settings.epochs,
-                                                 checkpoint, progress)
+    if reuse and (found := _reusable(settings, output_dir, overwrite)) is not None:
+        return found
+    final_dir, work_dir = run_directories(output_dir, settings.task, settings.run_name, resume,
+                                          overwrite)
+    set_seed(settings.seed)
+    data, tokenized, model, tokenizer = _data_and_model(settings)
+    trainer, state, checkpoint = _trainer_for(settings, model, tokenizer, tokenized,
+                                              (final_dir, work_dir), resume, overwrite,
+                                              progress)
+    try:
+        outcome = _train_and_predict(trainer, tokenized, settings.epochs, checkpoint, progress)
+    except NonFiniteLossError as error:
+        if diverged == "raise":
+            raise
+        return _diverged(settings, data, error, state, (final_dir, work_dir), started)
     # Mixed precision wrapped the model's forward in autocast, in place: the model we return
     # must compute in fp32 again, like any model a reader loads.
-    trained = trainer.accelerator.unwrap_model(trained, keep_fp32_wrapper=False)
-    memory = {"peak_memory_mb": float(peak_memory_mb(memory_kind)),
-              "peak_memory_kind": memory_kind}
-
-    names = data["train"].features["label"].names
-    table = prediction_table(data["test"]["text"], data["test"]["label"], test_output.predictions,
-                             names)
-    log_history = trainer.state.log_history
-    metrics = (classification_metrics(table["label_id"], table["prediction_id"], names)
-               | {"test_loss": float(table["loss"].mean())} | _validation_scores(log_history)
-               | _parameter_counts(trained) | _train_speed(train_metrics) | memory
-               | {"eval_examples": len(table), "run_seconds": time.perf_counter() - started})
-    config = settings.record() | {
-        "examples": {split: len(data[split]) for split in data},
-        "label_names": names, "precision": precision, "device": device_description(),
-        "world_size": state.num_processes, "versions": library_versions(),
-        "resumed_from": Path(checkpoint).name if checkpoint else None,
-    }
+    model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+    tables = {split: prediction_table(data[split]["text"], data[split]["label"], output,
+                                      data["train"].features["label"].names)
+              for split, output in outcome["logits"].items()}
+    config = _config(settings, data, state, checkpoint)
+    metrics = _metrics(tables, trainer, model, outcome, started)
     if state.is_main_process:
-        _write_run(work_dir, trained, config, metrics, table, log_history)
+        _write_run(work_dir, model, config, metrics, tables, trainer.state.log_history)
         shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
         work_dir.rename(final_dir)
     state.wait_for_everyone()
-    return RunResult(final_dir, config, metrics, table, trained, tokenizer)
+    if not keep_model:
+        model = tokenizer = None
+        _release(trainer)
+    return RunResult(final_dir, config, metrics, tables["test"], model, tokenizer)
 
 
-def _data_and_model(settings: RunSettings, profile, data_files: dict | None):
+def _reusable(settings: RunSettings, output_dir: Path, overwrite: bool) -> RunResult | None:
+    """The finished run of ``settings`` under ``output_dir``, or None when there is none (or
+    another one of that name, which ``overwrite`` allows to replace)."""
+    run_dir = output_dir / settings.task / settings.run_name
+    differences = _differences(settings, run_dir)
+    if differences == []:
+        return read_run(run_dir)
+    if differences and not overwrite:
+        raise FileExistsError(
+            f"reuse=True: the run in {run_dir} has other {', '.join(differences)}; pass "
+            "overwrite=True to train it again in its place")
+    return None
+
+
+def _data_and_model(settings: RunSettings):
     """The task's splits, tokenized too, the model prepared for the method, and its tokenizer.
 
     Refuses a rank the target layers cannot hold, or more tokens than the model has positions,
     before anything is written.
     """
-    data = load_task(settings.task, profile, data_files=data_files,
+    data = load_task(settings.task, settings.profile, data_files=settings.data_files,
                      text_column=settings.text_column, label_column=settings.label_column,
                      seed=settings.seed, max_train=settings.max_train,
                      max_eval=settings.max_eval)
-    base, tokenizer = load_base(settings.task, profile, settings.model)
-    lora_rank = settings.r if settings.method in LORA_METHODS else None
+    base, tokenizer = load_base(settings.task, settings.profile, settings.model)
+    lora_rank = settings.r if get_method(settings.method).lora_family else None
     check_fits_model(base, settings.targets, lora_rank, settings.max_length)
-    trained = prepare_model(base, settings.method, settings.r, settings.alpha, settings.targets,
-                            settings.dropout, settings.rslora)
-    return data, tokenize_task(data, tokenizer, settings.max_length), trained, tokenizer
+    model = prepare_model(base, settings.method, settings.r, settings.alpha, settings.targets,
+                          settings.dropout, settings.rslora)
+    return data, tokenize_task(data, tokenizer, settings.max_length), model, tokenizer
+
+
+def _trainer_for(settings: RunSettings, model, tokenizer, tokenized, directories, resume: bool,
+                 overwrite: bool, progress: bool):
+    """``(trainer, process state, checkpoint to resume from or None)``, the working directory
+    claimed."""
+    final_dir, work_dir = directories
+    args = _training_arguments(work_dir, settings, current_precision(),
+                               len(tokenized["train"]), progress)
+    state = _claim_work_dir(final_dir, work_dir, overwrite, resume)
+    trainer = CheckedTrainer(
+        model=model, args=args, train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"], data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=trainer_compute_metrics, processing_class=tokenizer,
+        optimizers=(_loraplus_optimizer(model, settings), None), head_lr=settings.head_lr)
+    if not progress:  # without a bar the Trainer prints every log line instead: nothing at all
+        trainer.remove_callback(PrinterCallback)
+    resumable = resume and Path(args.output_dir).is_dir()
+    return trainer, state, get_last_checkpoint(args.output_dir) if resumable else None
+
+
+class CheckedTrainer(Trainer):
+    """``transformers.Trainer`` that trains the head at ``head_lr`` and stops at the first step
+    whose loss is NaN or infinite (training on after that only spends time: every later weight
+    update is NaN too)."""
+
+    def __init__(self, *args, head_lr: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_lr = head_lr
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.head_lr is not None:
+            give_head_its_rate(optimizer, head_parameter_ids(model or self.model), self.head_lr)
+        return optimizer
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+            step = self.state.global_step + 1
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at step {step} "
+                f"(epoch {self.state.epoch:.2f}, learning rate {self.args.learning_rate:g}); "
+                f"last good checkpoint: {checkpoint or 'none yet'}; try a lower learning rate "
+                "(--lr), a smaller alpha, or fp32 instead of fp16", step)
+        return loss
+
+
+def give_head_its_rate(optimizer: torch.optim.Optimizer, head: set[int], head_lr: float) -> None:
+    """Move the parameters whose ``id`` is in ``head`` out of every group of ``optimizer`` into
+    groups of their own at ``head_lr``, keeping each group's other options (its weight decay).
+    Call it before the first step: the moved parameters have no optimizer state yet."""
+    for group in list(optimizer.param_groups):
+        moved = [p for p in group["params"] if id(p) in head]
+        if moved:
+            group["params"] = [p for p in group["params"] if id(p) not in head]
+            options = {key: value for key, value in group.items() if key != "params"}
+            optimizer.add_param_group({**options, "params": moved, "lr": head_lr})
+    optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
+
+
+def _loraplus_optimizer(model, settings: RunSettings) -> torch.optim.Optimizer | None:
+    """LoRA+'s AdamW (B at ``LORAPLUS_RATIO`` times A's rate); None: the Trainer's own AdamW."""
+    if settings.method != "loraplus":
+        return None
+    groups = loraplus_parameter_groups(model, settings.lr, LORAPLUS_RATIO, WEIGHT_DECAY)
+    return torch.optim.AdamW(groups, lr=settings.lr)
+
+
+def _train_and_predict(trainer: Trainer, tokenized, epochs: float, checkpoint: str | None,
+                       progress: bool) -> dict:
+    """Train (unless ``epochs`` is 0), then predict validation and test in their own order.
+
+    Returns the Trainer's ``train_metrics`` (zeros for 0 epochs), the peak memory of the
+    whole run and the ``logits`` of each split."""
+    train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
+    memory_kind = reset_peak_memory()
+    with nullcontext() if progress else _transformers_progress_bars_off():
+        if epochs > 0:
+            train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
+        logits = {split: _predict_in_order(trainer, tokenized[split])
+                  for split in ("validation", "test")}
+    return {"train_metrics": train_metrics, "logits": logits,
+            "memory": {"peak_memory_mb": float(peak_memory_mb(memory_kind)),
+                       "peak_memory_kind": memory_kind}}
+
+
+def _metrics(tables: dict[str, pd.DataFrame], trainer: Trainer, model, outcome: dict,
+             started: float) -> dict:
+    """metrics.json: test scores, validation scores, parameters, speed, memory, time."""
+    names = _label_names(tables["test"])
+    test, validation = (classification_metrics(tables[split]["label_id"],
+                                               tables[split]["prediction_id"], names)
+                        for split in ("test", "validation"))
+    train_metrics = outcome["train_metrics"]
+    return (test | {"test_loss": float(tables["test"]["loss"].mean()),
+                    "validation_accuracy": validation["accuracy"],
+                    "validation_macro_f1": validation["macro_f1"],
+                    "validation_loss": float(tables["validation"]["loss"].mean())}
+            | _parameter_counts(model)
+            | {"train_seconds": float(train_metrics["train_runtime"]),
+               "train_samples_per_second": float(train_metrics["train_samples_per_second"]),
+               "eval_examples": len(tables["test"]),
+               "validation_examples": len(tables["validation"])}
+            | outcome["memory"] | {"run_seconds": time.perf_counter() - started})
+
+
+def _label_names(table: pd.DataFrame) -> list[str]:
+    """The label names of a prediction table, in label-id order (from its prob_ columns)."""
+    return [column.removeprefix("prob_") for column in table.columns
+            if column.startswith("prob_")]
+
+
+def _config(settings: RunSettings, data, state: PartialState, checkpoint: str | None) -> dict:
+    """config.json: the settings, then what the run found (sizes, labels, device, versions)."""
+    return settings.record() | {
+        "examples": {split: len(data[split]) for split in data},
+        "label_names": data["train"].features["label"].names, "precision": current_precision(),
+        "device": device_description(), "world_size": state.num_processes,
+        "versions": library_versions(),
+        "resumed_from": Path(checkpoint).name if checkpoint else None,
+    }
+
+
+def _diverged(settings: RunSettings, data, error: NonFiniteLossError, state: PartialState,
+              directories, started: float) -> RunResult:
+    """Write the run as diverged (config, the log so far, metrics without scores) and return it."""
+    final_dir, work_dir = directories
+    config = _config(settings, data, state, None)
+    metrics = {"diverged": True, "diverged_at_step": error.step, "error": str(error),
+               "accuracy": None, "macro_f1": None, "validation_accuracy": None,
+               "validation_macro_f1": None, "run_seconds": time.perf_counter() - started}
+    if state.is_main_process:
+        write_json(work_dir / CONFIG, config)
+        write_json(work_dir / METRICS, metrics)
+        shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(final_dir, ignore_errors=True)
+        work_dir.rename(final_dir)
+    state.wait_for_everyone()
+    return RunResult(final_dir, config, metrics, pd.DataFrame(), None, None, diverged=True)
+
+
+def _release(trainer: Trainer) -> None:
+    """Let a finished run's model and optimizer go, and the GPU memory they held."""
+    trainer.model = trainer.model_wrapped = trainer.optimizer = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _claim_work_dir(final_dir: Path, work_dir: Path, overwrite: bool,
@@ -394,46 +531,6 @@ def _claim_work_dir(final_dir: Path, work_dir: Path, overwrite: bool,
         work_dir.mkdir(parents=True, exist_ok=True)
     state.wait_for_everyone()
     return state
-
-
-def _optimizer(model, settings: RunSettings) -> torch.optim.Optimizer | None:
-    """LoRA+'s AdamW (B at ``LORAPLUS_RATIO`` times A's rate); None: the Trainer's own AdamW."""
-    if settings.method != "loraplus":
-        return None
-    groups = loraplus_parameter_groups(model, settings.lr, LORAPLUS_RATIO, WEIGHT_DECAY)
-    return torch.optim.AdamW(groups, lr=settings.lr)
-
-
-def _trainer(model, args: TrainingArguments, tokenized, tokenizer, progress: bool,
-             optimizer: torch.optim.Optimizer | None) -> Trainer:
-    """A ``CheckedTrainer`` on the train split, evaluating on validation after every epoch;
-    ``optimizer`` replaces the Trainer's AdamW (its schedule still applies)."""
-    trainer = CheckedTrainer(
-        model=model,
-        args=args,
-        train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"],
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=trainer_compute_metrics,
-        processing_class=tokenizer,
-        optimizers=(optimizer, None),
-    )
-    if not progress:  # without a bar the Trainer prints every log line instead: nothing at all
-        trainer.remove_callback(PrinterCallback)
-    return trainer
-
-
-def _train_and_test(trainer: Trainer, test_split, epochs: float, checkpoint: str | None,
-                    progress: bool):
-    """Train (unless ``epochs`` is 0), then predict the test split in its own order.
-
-    Returns the Trainer's train metrics (zeros for 0 epochs) and its test output.
-    """
-    train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
-    with nullcontext() if progress else _transformers_progress_bars_off():
-        if epochs > 0:
-            train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
-        return train_metrics, _predict_in_order(trainer, test_split)
 
 
 def _training_arguments(work_dir: Path, settings: RunSettings, precision: str,
@@ -480,8 +577,8 @@ def _transformers_progress_bars_off() -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
-def _predict_in_order(trainer: Trainer, dataset):
-    """``trainer.predict`` with the outputs in the dataset's own order.
+def _predict_in_order(trainer: Trainer, dataset) -> np.ndarray:
+    """``trainer.predict``'s logits (N, C) in the dataset's own order.
 
     Recent transformers versions group evaluation batches by length too, which reorders the
     outputs; training is over at this point, so sequential order costs nothing.
@@ -490,8 +587,9 @@ def _predict_in_order(trainer: Trainer, dataset):
         trainer.args.train_sampling_strategy = "sequential"
     output = trainer.predict(dataset, metric_key_prefix="test")
     if not np.array_equal(output.label_ids, np.asarray(dataset["label"])):
-        raise RuntimeError("test predictions came back in another order than the test examples")
-    return output
+        raise RuntimeError("predictions came back in another order than the examples")
+    logits = output.predictions
+    return logits[0] if isinstance(logits, (tuple, list)) else logits
 
 
 def _length_grouping() -> dict:
@@ -511,44 +609,19 @@ def _parameter_counts(model: torch.nn.Module) -> dict:
     }
 
 
-def _train_speed(train_metrics: dict) -> dict:
-    return {"train_seconds": float(train_metrics["train_runtime"]),
-            "train_samples_per_second": float(train_metrics["train_samples_per_second"])}
-
-
-def _validation_scores(log_history: list[dict]) -> dict:
-    """The last validation pass's accuracy, macro-F1 and loss (None for a run of 0 epochs)."""
-    evaluations = [entry for entry in log_history if "eval_accuracy" in entry]
-    last = evaluations[-1] if evaluations else {}
-    return {f"validation_{name}": last.get(f"eval_{name}")
-            for name in ("accuracy", "macro_f1", "loss")}
-
-
-def _write_run(run_dir: Path, model, config: dict, metrics: dict, table: pd.DataFrame,
-               log_history: list[dict]) -> None:
+def _write_run(run_dir: Path, model, config: dict, metrics: dict,
+               tables: dict[str, pd.DataFrame], log_history: list[dict]) -> None:
     """Every file of a finished run (``lorakit.run_files``) into ``run_dir``."""
     write_json(run_dir / CONFIG, config)
     write_json(run_dir / METRICS, metrics)
     write_log_history(run_dir, log_history)
-    table.to_csv(run_dir / PREDICTIONS, index=False)
-    if config["method"] in PEFT_METHODS:
+    tables["test"].to_csv(run_dir / PREDICTIONS, index=False)
+    tables["validation"].to_csv(run_dir / VALIDATION_PREDICTIONS, index=False)
+    method = get_method(config["method"])
+    if method.built_by == "peft":
         model.save_pretrained(run_dir / ADAPTER)
-    elif config["method"] in LORAKIT_LORA_METHODS:
+    elif method.adapter:
         save_peft_adapter(model, run_dir / ADAPTER, base_model_name_or_path=config["model"])
-    elif config["method"] == "head":
+    elif method.saves == "head":
         head = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
         save_file(head, str(run_dir / HEAD))
-
-
-def predict_logits(model: torch.nn.Module, tokenizer, texts: list[str], max_length: int = 512,
-                   batch_size: int = 32) -> np.ndarray:
-    """Logits (N, num_labels) for raw texts, in eval mode, batch by batch."""
-    model.eval()
-    device = next(model.parameters()).device
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], truncation=True,
-                              max_length=max_length, padding=True, return_tensors="pt")
-            outputs.append(model(**batch.to(device)).logits.float().cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.config.num_labels))

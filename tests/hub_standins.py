@@ -19,7 +19,7 @@ from pathlib import Path
 
 import datasets
 
-from lorakit.data import get_task
+from lorakit.tasks import get_task
 
 UNREADABLE = b"not a parquet file: a split lorakit must never download or read"
 

@@ -4,7 +4,7 @@ import huggingface_hub
 import pytest
 
 from lorakit.cli import main
-from lorakit.data import HubUnavailableError
+from lorakit.tasks import HubUnavailableError
 from lorakit.train import run
 
 GOOD_ROWS = "review,sentiment\n" + "a warm and lovely film,positive\nslow and dull,negative\n" * 5

@@ -18,9 +18,9 @@ from lorakit.bench import (
     peak_memory,
     ratio_table,
     summarize_timings,
-    training_step,
 )
 from lorakit.lora import count_parameters, inject_lora
+from lorakit.measure import training_step
 from lorakit.precision import autocast
 from lorakit.report import format_cell, markdown_table
 

@@ -9,7 +9,7 @@ from torch import nn
 from lorakit import maths
 from lorakit.checks import number_range, require_int, require_number
 from lorakit.lora import LoRALinear
-from lorakit.settings import check_setting
+from lorakit.ranges import check_setting
 
 RANK_TAKERS = {
     "LoRALinear": lambda r: LoRALinear(nn.Linear(4, 4), r=r, alpha=8),

@@ -16,16 +16,9 @@ from hub_standins import write_hub_repo
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from lorakit import data
-from lorakit.data import (
-    FIXTURES_DIR,
-    TASKS,
-    HubUnavailableError,
-    get_task,
-    label_names,
-    load_task,
-    tokenize_task,
-)
+from lorakit import data, tasks
+from lorakit.data import load_task, tokenize_task
+from lorakit.tasks import FIXTURES_DIR, TASKS, HubUnavailableError, get_task, label_names
 
 ROWS = [("a fine film; truly", "pos"), ("dull and long", "neg"), ("loved it", "pos")]
 EXPECTED_LABELS = [1, 0, 1]
@@ -389,7 +382,7 @@ def hub_repo(monkeypatch, tmp_path):
     lorakit's own loader then reads it, configuration, data files and all."""
     def make(task, sizes, **shape):
         root = write_hub_repo(tmp_path / task, task, sizes, **shape)
-        monkeypatch.setitem(data.TASKS, task, replace(data.TASKS[task], hub_id=str(root)))
+        monkeypatch.setitem(tasks.TASKS, task, replace(tasks.TASKS[task], hub_id=str(root)))
         return root
     return make
 

@@ -50,7 +50,7 @@ def test_injection_wraps_every_target_and_freezes_the_rest(base_model):
         is_head = name.startswith(("pre_classifier", "classifier"))
         assert name.endswith(("lora_A", "lora_B")) or is_head, name
     assert {"pre_classifier.weight", "classifier.bias"} <= trainable
-    assert model.lora_settings.r == 4 and model.lora_settings.targets == TARGETS
+    assert model.lora_config.r == 4 and model.lora_config.targets == TARGETS
 
 
 def test_b_zero_at_init_means_same_logits(base_model, batch, clone):

@@ -2,6 +2,8 @@
 
 import json
 import math
+import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,9 @@ from transformers import EvalPrediction
 
 from lorakit.metrics import (
     bootstrap_interval,
+    choose,
     classification_metrics,
+    compare,
     log_softmax,
     mcnemar_exact,
     one_example_swing,
@@ -342,3 +346,90 @@ def test_two_single_seed_settings_are_compared_against_a_yardstick_spread():
     assert tied([0.90], [0.92], yardstick=0.03)
     assert not tied([0.90], [0.95], yardstick=0.03)
     assert not tied([0.90, 0.905], [0.95], yardstick=0.5)  # a measured spread comes first
+
+
+# --- the series' comparison rule ---------------------------------------------------------------
+
+def seed_table(labels, right):
+    """A prediction table whose prediction is the label where ``right``, another class else."""
+    labels = np.asarray(labels)
+    wrong_class = (labels + 1) % (labels.max() + 1)
+    return pd.DataFrame({"label_id": labels, "prediction_id": np.where(right, labels, wrong_class)})
+
+
+def seeds_right(accuracies, n=200, rng=0):
+    """One boolean row per seed: which of ``n`` examples that seed gets right, at random."""
+    generator = np.random.default_rng(rng)
+    return [generator.random(n) < accuracy for accuracy in accuracies]
+
+
+def test_a_noisy_method_does_not_tie_with_everything():
+    labels = np.arange(200) % 2
+    steady = [seed_table(labels, right) for right in seeds_right([0.9, 0.9, 0.9], rng=1)]
+    noisy = [seed_table(labels, right) for right in seeds_right([0.55, 0.95, 0.7], rng=2)]
+    verdict = compare(steady, noisy, "accuracy", names=("steady", "noisy"))
+    assert verdict.verdict == "better" and verdict.p_value < 0.05
+    assert compare(noisy, steady, "accuracy").verdict == "worse"
+
+
+def test_a_small_loss_on_every_seed_is_worse_when_the_seeds_are_pooled():
+    labels = np.arange(120) % 2
+    base = np.ones(120, dtype=bool)
+    base[:30] = False  # both miss the first 30
+    winner, loser = [], []
+    for seed in range(3):  # per seed the loser misses 6 more and gets 1 the winner misses
+        right_w, right_l = base.copy(), base.copy()
+        right_l[30 + 10 * seed: 36 + 10 * seed] = False
+        right_w[100 + seed] = False
+        winner.append(seed_table(labels, right_w))
+        loser.append(seed_table(labels, right_l))
+    one_seed = compare(loser[:1], winner[:1], "accuracy")
+    assert (one_seed.only_a, one_seed.only_b) == (1, 6)
+    assert one_seed.verdict == "cannot tell apart"  # p = 0.125 on 7 discordant examples
+    pooled = compare(loser, winner, "accuracy", names=("loser", "winner"))
+    assert (pooled.only_a, pooled.only_b) == (3, 18) and pooled.verdict == "worse"
+    assert "loser is worse" in pooled.sentence() and "McNemar p = " in pooled.sentence()
+
+
+def test_macro_f1_is_compared_by_a_paired_interval_over_the_examples():
+    labels = np.array([0] * 50 + [1] * 50 + [2] * 10)
+    good = pd.DataFrame({"label_id": labels, "prediction_id": labels})
+    no_rare = good.assign(prediction_id=np.where(labels == 2, 0, labels))  # never says 2
+    verdict = compare([good], [no_rare], "macro_f1", "test", names=("all", "no rare class"))
+    assert verdict.verdict == "better" and verdict.low > 0
+    assert "95% paired interval" in verdict.sentence()
+    same = compare([good], [good.copy()], "macro_f1")
+    assert same.verdict == "cannot tell apart" and same.low == same.high == 0
+
+
+def test_compare_refuses_other_examples_or_other_seeds():
+    table = seed_table(np.arange(10) % 2, np.ones(10, dtype=bool))
+    with pytest.raises(ValueError, match="same seeds"):
+        compare([table, table], [table])
+    with pytest.raises(ValueError, match="different examples"):
+        compare([table], [table.iloc[::-1].reset_index(drop=True)])
+
+
+def test_choose_takes_the_cheapest_of_what_the_best_cannot_be_told_apart_from():
+    labels = np.arange(300) % 3
+    big = seeds_right([0.9, 0.9, 0.9], n=300, rng=3)
+    small = [right.copy() for right in big]
+    for right in small:  # two more mistakes and one fewer than big's, seed by seed
+        right[np.flatnonzero(right)[:2]] = False
+        right[np.flatnonzero(~right)[-1]] = True
+    broken = seeds_right([0.5, 0.55, 0.52], n=300, rng=4)
+    candidates = {name: [seed_table(labels, right) for right in rows]
+                  for name, rows in (("big", big), ("small", small), ("broken", broken))}
+    choice = choose(candidates, cost={"big": 1000, "small": 10, "broken": 1}, metric="accuracy")
+    assert choice.best == "big" and set(choice.tied) == {"big", "small"}
+    assert choice.chosen == "small" and choice.comparisons["broken"].verdict == "worse"
+    assert "cheapest" in choice.sentence() and "broken is worse" in choice.sentence()
+
+
+def test_choose_leaves_out_a_diverged_candidate_and_says_so():
+    labels = np.arange(60) % 2
+    table = seed_table(labels, np.ones(60, dtype=bool))
+    diverged = types.SimpleNamespace(run_dir=Path("lora-lr1"), diverged=True)
+    choice = choose({"fine": [table], "lr 1": [diverged]}, cost={"fine": 1, "lr 1": 1})
+    assert choice.chosen == "fine" and choice.diverged == ["lr 1"]
+    assert "Diverged, so left out: lr 1" in choice.sentence()

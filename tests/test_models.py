@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import set_seed
 
-from lorakit.data import HubUnavailableError
 from lorakit.lora import LoRALinear
 from lorakit.models import load_base, prepare_model
+from lorakit.tasks import HubUnavailableError
 
 DISTILBERT_LINEARS = {"q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2", "pre_classifier",
                       "classifier"}
@@ -91,7 +91,7 @@ def test_the_four_methods_train_what_they_say():
 
 def test_bad_method_and_bad_peft_target_are_named():
     model, _ = load_base("imdb", "tiny")
-    with pytest.raises(ValueError, match="method 'lora2' is not one of lora, peft, full, head"):
+    with pytest.raises(ValueError, match="method 'lora2' is not one of head, lora, peft"):
         prepare_model(model, "lora2")
     with pytest.raises(ValueError, match="target 'query' matches no nn.Linear"):
         prepare_model(model, "peft", targets=["query"])

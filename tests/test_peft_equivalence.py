@@ -62,7 +62,7 @@ def test_peft_adapter_loads_in_lorakit(base_model, batch, clone, tmp_path):
     randomize_lora_B(theirs)
     theirs.save_pretrained(tmp_path / "adapter")
     ours = load_peft_adapter(clone(base_model), tmp_path / "adapter").eval()
-    assert ours.lora_settings.r == 2 and ours.lora_settings.rslora
+    assert ours.lora_config.r == 2 and ours.lora_config.rslora
     with torch.no_grad():
         torch.testing.assert_close(ours(**batch).logits, theirs(**batch).logits, rtol=0, atol=1e-6)
 
@@ -74,9 +74,9 @@ def test_adapter_round_trip_in_lorakit(base_model, batch, clone, tmp_path):
     save_peft_adapter(ours, tmp_path / "adapter")
     again = load_peft_adapter(clone(base_model), tmp_path / "adapter").eval()
     for field in ("r", "alpha", "dropout", "rslora"):
-        assert getattr(again.lora_settings, field) == getattr(ours.lora_settings, field)
-    assert sorted(again.lora_settings.targets) == sorted(TARGETS)
-    assert sorted(again.lora_settings.train_modules) == ["classifier", "pre_classifier"]
+        assert getattr(again.lora_config, field) == getattr(ours.lora_config, field)
+    assert sorted(again.lora_config.targets) == sorted(TARGETS)
+    assert sorted(again.lora_config.train_modules) == ["classifier", "pre_classifier"]
     assert torch.equal(again(**batch).logits, ours(**batch).logits)
 
 

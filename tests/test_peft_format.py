@@ -7,21 +7,21 @@ import pytest
 from helpers import HEAD, TARGETS
 from peft import get_peft_model
 
-from lorakit.lora import LoRASettings, inject_lora
+from lorakit.lora import LoRAConfig, inject_lora
 from lorakit.peft_format import (
     PEFT_ARGUMENTS,
     copy_into_peft,
-    lora_config,
+    lorakit_arguments,
     lorakit_name,
     peft_file_key,
-    settings_from_config,
+    to_peft_config,
 )
 
 
 def test_every_peft_parameter_name_maps_to_a_lorakit_one(base_model, clone):
     ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, train_modules=HEAD)
-    settings = LoRASettings(TARGETS, 4, 8, 0.0, False, train_modules=HEAD)
-    theirs = get_peft_model(clone(base_model), lora_config(settings, task_type="SEQ_CLS"))
+    settings = LoRAConfig(TARGETS, 4, 8, 0.0, False, train_modules=HEAD)
+    theirs = get_peft_model(clone(base_model), to_peft_config(settings, task_type="SEQ_CLS"))
     ours_trainable = {n for n, p in ours.named_parameters() if p.requires_grad}
     theirs_trainable = {lorakit_name(n) for n, p in theirs.named_parameters() if p.requires_grad}
     assert theirs_trainable == ours_trainable
@@ -46,22 +46,22 @@ def test_in_model_names_map_with_and_without_the_peft_prefix():
 
 
 def test_argument_table_covers_every_setting_both_ways():
-    settings = LoRASettings(("q_lin", "v_lin"), r=4, alpha=12, dropout=0.1, rslora=True,
+    settings = LoRAConfig(("q_lin", "v_lin"), r=4, alpha=12, dropout=0.1, rslora=True,
                             train_modules=("classifier",))
-    config = lora_config(settings, task_type="SEQ_CLS")
-    assert set(PEFT_ARGUMENTS) == set(LoRASettings.__dataclass_fields__)
+    config = to_peft_config(settings, task_type="SEQ_CLS")
+    assert set(PEFT_ARGUMENTS) == set(LoRAConfig.__dataclass_fields__)
     assert sorted(config.target_modules) == ["q_lin", "v_lin"]
     assert (config.r, config.lora_alpha, config.lora_dropout) == (4, 12, 0.1)
     assert config.use_rslora
     assert list(config.modules_to_save) == ["classifier"]
-    back = settings_from_config(config.to_dict())
+    back = lorakit_arguments(config.to_dict())
     assert back["r"] == 4 and back["alpha"] == 12 and back["rslora"] is True
 
 
 def test_copying_into_a_peft_model_without_the_head_is_refused(base_model, clone):
     ours = inject_lora(clone(base_model), TARGETS, r=4, alpha=8, train_modules=HEAD)
-    settings = LoRASettings(TARGETS, 4, 8, 0.0, False, train_modules=())
-    theirs = get_peft_model(clone(base_model), lora_config(settings))  # no task type: no head
+    settings = LoRAConfig(TARGETS, 4, 8, 0.0, False, train_modules=())
+    theirs = get_peft_model(clone(base_model), to_peft_config(settings))  # no task type: no head
     with pytest.raises(ValueError, match=r"trains no tensor for lorakit's 'pre_classifier\."):
         copy_into_peft(ours, theirs)
 

@@ -15,12 +15,13 @@ import transformers
 
 import lorakit.precision
 import lorakit.train
+from lorakit.inference import predict_logits
 from lorakit.lora import LoRALinear, lora_layers, merge_lora
 from lorakit.metrics import softmax_probabilities
 from lorakit.models import load_base, prepare_model
 from lorakit.peft_format import load_peft_adapter
 from lorakit.precision import autocast, current_precision
-from lorakit.train import predict_logits, run
+from lorakit.train import run
 
 FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
 HEAD = ("pre_classifier", "classifier")

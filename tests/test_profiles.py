@@ -2,14 +2,17 @@
 
 import http.server
 import socket
+import sys
 import threading
+import types
 
 import huggingface_hub.constants
 import pytest
 import torch
 
 from lorakit import profiles
-from lorakit.profiles import METHODS, PROFILES, resolve_profile
+from lorakit.methods import METHODS
+from lorakit.profiles import PROFILES, resolve_profile
 
 
 def test_environment_variable_wins(monkeypatch):
@@ -40,27 +43,34 @@ def test_profiles_differ_in_model_and_data():
     assert len({offline.model, tiny.model, full.model}) == 3
     assert profiles.SAMPLE_PROFILES == ("offline", "tiny")
     assert quick.model == full.model == "distilbert/distilbert-base-uncased"
-    assert quick.settings("imdb").max_train < 25_000 and full.settings("imdb").max_train is None
+    assert quick.recipe("imdb").max_train < 25_000 and full.recipe("imdb").max_train is None
     for profile in PROFILES.values():
         for task in ("imdb", "emotion"):
-            assert set(profile.settings(task).learning_rates) == set(METHODS)
+            assert set(profile.recipe(task).learning_rates) == set(METHODS)
 
 
 def test_overrides_replace_only_what_is_given():
-    settings = PROFILES["full"].settings("emotion", epochs=1, batch_size=None)
+    settings = PROFILES["full"].recipe("emotion", epochs=1, batch_size=None)
     assert settings.epochs == 1
-    assert settings.batch_size == PROFILES["full"].settings("emotion").batch_size
+    assert settings.batch_size == PROFILES["full"].recipe("emotion").batch_size
     with pytest.raises(ValueError, match="unknown task 'sst2'"):
-        PROFILES["full"].settings("sst2")
-    with pytest.raises(TypeError, match="not task settings"):
-        PROFILES["full"].settings("imdb", learning_rate=1e-3)
+        PROFILES["full"].recipe("sst2")
+    with pytest.raises(TypeError, match="not part of a task's recipe"):
+        PROFILES["full"].recipe("imdb", learning_rate=1e-3)
 
 
-def test_describe_says_profile_device_and_sizes(capsys):
-    text = PROFILES["quick"].describe("imdb")
+def test_describe_says_the_profile_and_where_it_computes_in_one_line(capsys, monkeypatch):
+    text = PROFILES["quick"].describe()
     assert text == capsys.readouterr().out.strip()
-    assert "profile: quick" in text and "device:" in text
-    assert "imdb: train examples 1,000" in text and "emotion" not in text
+    assert text.startswith("profile quick: ") and "computing on cpu" in text
+    assert len(text.splitlines()) == 1
+
+
+def test_a_colab_runtime_without_a_gpu_is_told_how_to_get_one(monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    lines = PROFILES["quick"].describe().splitlines()
+    assert len(lines) == 2 and "no GPU" in lines[1] and "T4 GPU" in lines[1]
 
 
 def test_offline_flag_means_hub_unreachable(monkeypatch):
@@ -105,10 +115,9 @@ def test_hub_is_asked_through_huggingface_hubs_endpoint(monkeypatch, local_endpo
 
 
 def test_full_profile_settings_fit_distilbert_base(distilbert_base_sized):
-    from lorakit.models import DEFAULT_TARGETS
-    from lorakit.settings import check_fits_model
+    from lorakit.models import DEFAULT_TARGETS, check_fits_model
 
-    imdb, emotion = (PROFILES["full"].settings(task) for task in ("imdb", "emotion"))
+    imdb, emotion = (PROFILES["full"].recipe(task) for task in ("imdb", "emotion"))
     assert (imdb.max_length, imdb.epochs, imdb.max_train) == (512, 2, None)
     for settings in (imdb, emotion):
         check_fits_model(distilbert_base_sized, DEFAULT_TARGETS, 8, settings.max_length)
@@ -124,7 +133,7 @@ def test_offline_variant_rates_are_the_ones_measured_on_validation():
 
     results = Path(__file__).resolve().parent.parent / "benchmarks/results/variant_rates.json"
     chosen = json.loads(results.read_text())["best"]
-    rates = PROFILES["offline"].settings("emotion").learning_rates
+    rates = PROFILES["offline"].recipe("emotion").learning_rates
     assert chosen.pop("lora") == rates["lora"]
     assert chosen == {method: rates[method] for method in chosen}
     assert set(chosen) == set(profiles.VARIANT_RATE_FACTORS)

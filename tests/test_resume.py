@@ -79,3 +79,20 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypa
     work_dir = tmp_path / "emotion" / "lora-r8-a16-seed0.incomplete"
     assert (work_dir / "checkpoints" / "checkpoint-30" / "trainer_state.json").is_file()
     assert not (tmp_path / "emotion" / "lora-r8-a16-seed0").exists()
+
+
+def test_a_diverged_run_is_recorded_when_asked_and_found_again(tmp_path, monkeypatch):
+    compute_loss = CheckedTrainer.compute_loss
+
+    def nan_from_the_start(self, *args, **kwargs):
+        return compute_loss(self, *args, **kwargs) * float("nan")
+
+    monkeypatch.setattr(CheckedTrainer, "compute_loss", nan_from_the_start)
+    result = run("emotion", "lora", output_dir=tmp_path, diverged="record", **SETTINGS)
+    assert result.diverged and result.model is None and result.predictions.empty
+    assert result.metrics["diverged"] and result.metrics["diverged_at_step"] == 1
+    assert result.metrics["validation_macro_f1"] is None
+    assert sorted(p.name for p in result.run_dir.iterdir()) == ["config.json", "metrics.json"]
+    again = run("emotion", "lora", output_dir=tmp_path, diverged="record", reuse=True,
+                **SETTINGS)
+    assert again.reused and again.diverged  # a grid that runs again does not retrain it

@@ -14,12 +14,13 @@ from peft import PeftModel
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import set_seed
 
-from lorakit.bench import PROC_CLEAR_REFS, peak_memory_mb, reset_peak_memory
+from lorakit.inference import predict_logits
+from lorakit.measure import PROC_CLEAR_REFS, peak_memory_mb, reset_peak_memory
 from lorakit.models import load_base
 from lorakit.peft_format import load_peft_adapter
 from lorakit.precision import choose_precision, current_precision
 from lorakit.run_files import saved_bytes
-from lorakit.train import default_run_name, predict_logits, run
+from lorakit.train import default_run_name, run
 
 RUN_FILES = {"config.json", "metrics.json", "log_history.csv", "predictions.csv"}
 FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
@@ -199,14 +200,14 @@ def import_as_on_windows(name, globals=None, *args, **kwargs):
 
 
 builtins.__import__ = import_as_on_windows
-import lorakit.bench, lorakit.cli, lorakit.train
+import lorakit.bench, lorakit.cli, lorakit.measure, lorakit.train
 
 windows_psutil = types.SimpleNamespace(Process=lambda: types.SimpleNamespace(
     memory_info=lambda: types.SimpleNamespace(peak_wset=123 * 2**20)))
 sys.modules["psutil"] = windows_psutil
-with_psutil = lorakit.bench.peak_memory_mb("cpu-rss")
+with_psutil = lorakit.measure.peak_memory_mb("cpu-rss")
 sys.modules["psutil"] = None
-without_psutil = lorakit.bench.peak_memory_mb("cpu-rss")
+without_psutil = lorakit.measure.peak_memory_mb("cpu-rss")
 print(with_psutil, math.isnan(without_psutil))
 """
 
@@ -272,11 +273,11 @@ def test_every_lora_dropout_default_is_the_same():
     from lorakit import cli
     from lorakit.lora import LoRALinear, inject_lora
     from lorakit.models import prepare_model
-    from lorakit.train import run_settings
+    from lorakit.train import RunSettings
 
     defaults = {function.__qualname__: inspect.signature(function).parameters["dropout"].default
-                for function in (LoRALinear.__init__, inject_lora, prepare_model, run,
-                                 run_settings)}
+                for function in (LoRALinear.__init__, inject_lora, prepare_model)}
+    defaults["RunSettings.dropout"] = RunSettings.__dataclass_fields__["dropout"].default
     defaults["lorakit train --dropout"] = cli.build_parser().parse_args(
         ["train", "--task", "emotion"]).dropout
     assert set(defaults.values()) == {0.0}, defaults
@@ -290,3 +291,48 @@ def test_full_and_head_record_no_lora_settings_so_any_rank_finds_the_same_run():
         assert (chosen.r, chosen.alpha, chosen.rslora, chosen.targets) == (None, None, False, ())
         assert chosen == run_settings("emotion", method, profile="tiny")  # r=8, α=16 defaults
         assert chosen.run_name == f"{method}-seed0"
+
+
+def test_both_splits_are_predicted_and_the_validation_scores_come_from_them(runs):
+    for method, result in runs.items():
+        validation = result.validation_predictions
+        assert len(validation) == result.metrics["validation_examples"] == 32, method
+        assert result.metrics["validation_accuracy"] == pytest.approx(
+            (validation["label_id"] == validation["prediction_id"]).mean())
+        assert not validation["text"].isin(result.predictions["text"]).all()  # another split
+
+
+@pytest.mark.parametrize("method", ["lora", "loraplus", "full"])
+def test_the_head_trains_at_its_own_rate_in_every_method(method, monkeypatch, tmp_path):
+    from lorakit import train
+
+    seen = {}
+    real = train.give_head_its_rate
+
+    def recording(optimizer, head, head_lr):
+        real(optimizer, head, head_lr)
+        seen["groups"] = [(group["lr"], {id(p) for p in group["params"]})
+                          for group in optimizer.param_groups]
+        seen["head"] = head
+
+    monkeypatch.setattr(train, "give_head_its_rate", recording)
+    result = run("emotion", method, r=4, alpha=8, lr=2e-4, head_lr=7e-3, keep_model=False,
+                 output_dir=tmp_path, progress=False, **FAST)
+    assert result.config["head_lr"] == 7e-3 and result.config["lr"] == 2e-4
+    head_rates = {lr for lr, ids in seen["groups"] if ids & seen["head"]}
+    assert head_rates == {7e-3}, "every head parameter, and only the head, at head_lr"
+    assert all(not ids & seen["head"] for lr, ids in seen["groups"] if lr != 7e-3)
+    assert any(lr == 2e-4 for lr, _ in seen["groups"])  # the method's own parameters
+    assert sum(len(ids & seen["head"]) for _, ids in seen["groups"]) == len(seen["head"]) > 0
+
+
+def test_head_only_training_has_one_rate(tmp_path):
+    result = run("emotion", "head", lr=3e-3, output_dir=tmp_path, progress=False, **FAST)
+    assert result.config["lr"] == result.config["head_lr"] == 3e-3
+
+
+def test_a_run_can_let_its_model_go(tmp_path):
+    result = run("emotion", "lora", r=4, alpha=8, output_dir=tmp_path, keep_model=False,
+                 progress=False, **FAST)
+    assert result.model is None and result.tokenizer is None
+    assert (result.run_dir / "adapter" / "adapter_model.safetensors").is_file()

@@ -8,10 +8,11 @@ import torch
 from peft import PeftModel
 from transformers import set_seed
 
+from lorakit.inference import predict_logits
 from lorakit.lora import lora_layers
 from lorakit.models import load_base
 from lorakit.peft_format import load_peft_adapter
-from lorakit.train import default_run_name, predict_logits, run
+from lorakit.train import default_run_name, run
 from lorakit.variants import DoRALinear
 
 FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}

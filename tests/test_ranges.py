@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lorakit.cli import main
-from lorakit.settings import RANGES, check_setting
+from lorakit.ranges import RANGES, check_setting
 from lorakit.train import run
 
 TASK = ["--task", "emotion", "--method", "lora", "--profile", "tiny"]
@@ -69,8 +69,8 @@ def test_every_message_names_the_value_the_range_and_an_example():
 
 # Valid values stay small so that a drawn run that is all valid finishes in a second or two.
 VALID = {"r": [1, 4], "alpha": [1.0, 8.0], "dropout": [0.0, 0.1], "epochs": [0.0, 0.5],
-         "lr": [1e-3], "batch_size": [8, 16], "max_length": [16, 32], "max_train": [8, 16],
-         "max_eval": [8], "seed": [0, 7]}
+         "lr": [1e-3], "head_lr": [1e-2], "batch_size": [8, 16], "max_length": [16, 32],
+         "max_train": [8, 16], "max_eval": [8], "seed": [0, 7]}
 FLAG_TO_NAME = {rule.flag: name for name, rule in RANGES.items()}
 
 

@@ -1,0 +1,220 @@
+"""What a notebook will compute, counted before it starts, and how long that takes.
+
+Run-pipeline tier. A notebook puts its runs and predictions in a ``WorkPlan`` and prints it
+before anything long starts; the runs it then trains are the very settings the plan counted::
+
+    plan = WorkPlan(profile)
+    lora = plan.train("imdb", "lora")       # RunSettings, checked (run_settings) and counted
+    full = plan.train("imdb", "full")
+    plan.predict("imdb", reviews, max_length=512, what="the cut reviews, read again")
+    plan.print()      # runs (and how many are on disk already), steps, examples, tokens, time
+    result = run(lora, reuse=True)
+
+A run finished on disk with the same settings, where ``run(..., reuse=True)`` finds it, is
+listed but neither counted nor timed: it will not train again. Tokens are counted with the
+profile's tokenizer on the data the runs load; a training batch is as long as random batches of
+the training texts pad to on average (``estimate.padded_length``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from lorakit import estimate
+from lorakit.data import load_task
+from lorakit.models import load_tokenizer
+from lorakit.precision import current_precision, device_description
+from lorakit.profiles import resolve_profile
+from lorakit.train import RunSettings, finished_run, run_settings
+
+
+@dataclass(frozen=True)
+class Training:
+    """One run of the plan. ``steps`` batches of ``batch_tokens`` tokens (on average) train;
+    ``evaluated`` examples are predicted in batches of ``eval_batch_tokens``: the validation
+    split after every epoch and once more at the end, and the test split."""
+
+    settings: RunSettings
+    output_dir: Path | None
+    on_disk: bool
+    steps: int
+    batch_tokens: int
+    evaluated: int
+    eval_batch_tokens: int
+
+    @property
+    def train_tokens(self) -> int:
+        return self.steps * self.settings.batch_size * self.batch_tokens
+
+    @property
+    def eval_tokens(self) -> int:
+        return self.evaluated * self.eval_batch_tokens
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Texts a model reads outside any run (``lorakit.inference``): ``examples`` of them in
+    length-sorted batches of ``batch_size``, ``tokens`` once padded."""
+
+    task: str
+    what: str
+    examples: int
+    tokens: int
+    batch_size: int
+
+
+class WorkPlan:
+    """The runs and predictions a notebook will compute, in one profile."""
+
+    def __init__(self, profile=None):
+        self.profile = resolve_profile(profile)
+        self.trainings: list[Training] = []
+        self.predictions: list[Prediction] = []
+
+    def train(self, settings: RunSettings | str, method: str | None = None, *, output_dir=None,
+              **changes) -> RunSettings:
+        """Add a run: ``settings`` completed by ``run_settings`` in this plan's profile (the
+        same arguments as ``run``); returns them, to pass to ``run``. ``output_dir`` is where
+        the run will be written, to find it on disk."""
+        if not isinstance(settings, RunSettings):
+            changes.setdefault("profile", self.profile.name)
+        settings = run_settings(settings, method, **changes)
+        self.trainings.append(_counted(settings, output_dir))
+        return settings
+
+    def predict(self, task: str, texts: Sequence[str], max_length: int, what: str,
+                batch_size: int = 64) -> None:
+        """Add a prediction outside the runs: ``texts`` read at ``max_length`` tokens."""
+        lengths = _lengths(tuple(texts), self.profile.name, self.profile.model, max_length)
+        self.predictions.append(Prediction(task, what, len(texts),
+                                           estimate.sorted_padded_tokens(lengths, batch_size),
+                                           batch_size))
+
+    @property
+    def to_train(self) -> list[Training]:
+        """The runs that are not on disk yet: those that will train."""
+        return [training for training in self.trainings if not training.on_disk]
+
+    def totals(self) -> dict[str, int]:
+        """Runs, runs to train, training steps and tokens, and examples and tokens predicted
+        (the evaluations of the runs to train and every prediction outside them)."""
+        return {"runs": len(self.trainings), "to_train": len(self.to_train),
+                "steps": sum(t.steps for t in self.to_train),
+                "train_tokens": sum(t.train_tokens for t in self.to_train),
+                "predicted": sum(t.evaluated for t in self.to_train)
+                + sum(p.examples for p in self.predictions),
+                "predicted_tokens": sum(t.eval_tokens for t in self.to_train)
+                + sum(p.tokens for p in self.predictions)}
+
+    def seconds_here(self) -> float:
+        """The plan's time on this machine: its steps and forward passes, each timed here."""
+        timers: dict[str, estimate.Timer] = {}
+        seconds = 0.0
+        for t in self.to_train:
+            timer = timers.setdefault(t.settings.task, estimate.Timer(t.settings.task,
+                                                                     self.profile))
+            seconds += t.steps * timer.step_seconds(t.settings.method, t.settings.batch_size,
+                                                    t.batch_tokens)
+            eval_batch = 2 * t.settings.batch_size
+            seconds += math.ceil(t.evaluated / eval_batch) * timer.forward_seconds(
+                eval_batch, t.eval_batch_tokens)
+        for p in self.predictions:
+            timer = timers.setdefault(p.task, estimate.Timer(p.task, self.profile))
+            batches = math.ceil(p.examples / p.batch_size)
+            seconds += batches * timer.forward_seconds(p.batch_size,
+                                                       math.ceil(p.tokens / p.examples))
+        return seconds
+
+    def seconds_on_t4(self) -> float:
+        """The plan's time on a T4 at ``estimate.T4_FLOPS`` (an assumption, not a measurement)."""
+        seconds = 0.0
+        for t in self.to_train:
+            config = estimate.architecture(t.settings.task, self.profile)
+            seconds += estimate.t4_training_seconds(config, t.settings.method, t.steps,
+                                                    t.settings.batch_size, t.batch_tokens)
+            seconds += estimate.t4_forward_seconds(config, t.eval_tokens, t.eval_batch_tokens)
+        for p in self.predictions:
+            config = estimate.architecture(p.task, self.profile)
+            seconds += estimate.t4_forward_seconds(config, p.tokens,
+                                                   math.ceil(p.tokens / p.examples))
+        return seconds
+
+    def describe(self) -> str:
+        """The plan in three lines: what trains, what is predicted, the time here."""
+        totals = self.totals()
+        kinds = Counter((t.settings.task, t.settings.method) for t in self.to_train)
+        runs = ", ".join(f"{task} {method}{f' ×{n}' if n > 1 else ''}"
+                         for (task, method), n in kinds.items()) or "none"
+        on_disk = totals["runs"] - totals["to_train"]
+        lines = [f"Work plan ({self.profile.name} profile): {totals['to_train']} run(s) to train"
+                 + (f", {on_disk} more already on disk" if on_disk else "") + f": {runs}",
+                 f"  {totals['steps']:,} training steps ({_tokens(totals['train_tokens'])}), "
+                 f"{totals['predicted']:,} examples to predict "
+                 f"({_tokens(totals['predicted_tokens'])}, the runs' evaluations included)"]
+        if totals["steps"] or totals["predicted"]:
+            lines.append(f"  this takes about {estimate.format_duration(self.seconds_here())} "
+                         f"here ({device_description()}, {current_precision()}; timed on "
+                         f"random batches as long as the real ones; {estimate.LEFT_OUT})")
+        return "\n".join(lines)
+
+    def print(self, file=None) -> str:
+        """Print (and return) ``describe()``."""
+        text = self.describe()
+        print(text, file=file)
+        return text
+
+
+def _tokens(count: int) -> str:
+    return f"{count / 1e6:.1f}M tokens" if count >= 1e6 else f"{count / 1e3:.0f}k tokens"
+
+
+def _counted(settings: RunSettings, output_dir) -> Training:
+    """A run of ``settings``, its steps and evaluations counted on the data it will load."""
+    lengths = {split: _split_lengths(settings, split) for split in ("train", "validation",
+                                                                     "test")}
+    epochs = settings.epochs
+    steps = math.ceil(math.ceil(len(lengths["train"]) / settings.batch_size) * epochs)
+    evaluations = math.ceil(epochs) + 1  # after every epoch, and the final prediction
+    evaluated = evaluations * len(lengths["validation"]) + len(lengths["test"])
+    eval_lengths = list(lengths["validation"]) * evaluations + list(lengths["test"])
+    return Training(
+        settings, None if output_dir is None else Path(output_dir),
+        finished_run(settings, output_dir) is not None, steps,
+        estimate.padded_length(lengths["train"], settings.batch_size, shuffled=True)
+        if steps else 0, evaluated,
+        estimate.padded_length(eval_lengths, 2 * settings.batch_size, shuffled=False))
+
+
+def _split_lengths(settings: RunSettings, split: str) -> tuple[int, ...]:
+    """Tokens per example of one split of the run's data, cut at its ``max_length``."""
+    data = _data(settings.task, settings.profile, _frozen(settings.data_files),
+                 settings.text_column, settings.label_column, settings.seed, settings.max_train,
+                 settings.max_eval)
+    return _lengths(tuple(data[split]["text"]), settings.profile, settings.model,
+                    settings.max_length)
+
+
+@lru_cache(maxsize=32)
+def _data(task, profile, data_files, text_column, label_column, seed, max_train, max_eval):
+    return load_task(task, profile, data_files=dict(data_files) if data_files else None,
+                     text_column=text_column, label_column=label_column, seed=seed,
+                     max_train=max_train, max_eval=max_eval)
+
+
+@lru_cache(maxsize=128)
+def _lengths(texts: tuple[str, ...], profile: str, model: str, max_length: int
+             ) -> tuple[int, ...]:
+    """Tokens per text (special tokens included) with the model's tokenizer, cut at
+    ``max_length``."""
+    tokenizer = load_tokenizer(profile, model)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return tuple(len(ids) for ids in encoded)
+
+
+def _frozen(mapping: dict | None):
+    return tuple(sorted(mapping.items())) if mapping else None
