@@ -3,6 +3,8 @@
 #   make test       lint, unit tests and every notebook under nbmake (offline profile, no Hub)
 # Both create .venv on first use and reuse it afterwards.
 # CI also runs `make test-colab`: the unit tests against the library versions Colab ships.
+# After forking: `make colab REPO=you/lorakit REF=main` points every notebook's "Open in Colab"
+# badge and setup cell at your repository.
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -19,11 +21,15 @@ COLAB_PINS  := transformers==5.15.0 peft==0.20.0 datasets==4.0.0 accelerate==1.1
 COLAB_VENV  := .venv-colab
 COLAB_PY    := $(COLAB_VENV)/bin/python
 COLAB_STAMP := $(COLAB_VENV)/.lorakit-installed
-# Tests and notebooks run offline, the notebooks in the offline profile. Unit tests set their
-# own torch threads (tests/conftest.py); the notebooks use torch's default, one per core.
+# Tests and notebooks run offline, the notebooks in the offline profile, sharing one runs
+# directory as a learner's series does (the appendices read the runs of the core path). Unit
+# tests set their own torch threads (tests/conftest.py); the notebooks use torch's default.
 OFFLINE     := LORAKIT_PROFILE=offline HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+NOTEBOOK_RUNS := LORAKIT_RUNS_DIR=$(CURDIR)/notebooks/runs
+REPO ?= lorakit/lorakit
+REF  ?= main
 
-.PHONY: venv colab-venv tutorial test test-colab lint clean
+.PHONY: venv colab-venv tutorial test test-colab lint clean colab
 
 venv: $(STAMP)
 
@@ -41,7 +47,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 test: lint
-	$(OFFLINE) $(PY) -m pytest tests --nbmake notebooks --durations=15
+	$(OFFLINE) $(NOTEBOOK_RUNS) $(PY) -m pytest tests --nbmake notebooks --durations=20
 
 $(COLAB_STAMP): pyproject.toml Makefile
 	test -x $(COLAB_PY) || python3 -m venv $(COLAB_VENV)
@@ -54,6 +60,9 @@ colab-venv: $(COLAB_STAMP)
 
 test-colab: $(COLAB_STAMP)
 	$(OFFLINE) $(COLAB_PY) -m pytest tests
+
+colab: $(STAMP)
+	$(PY) scripts/point_colab.py $(REPO) $(REF)
 
 clean:
 	rm -rf build runs notebooks/runs .pytest_cache

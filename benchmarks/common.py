@@ -111,6 +111,17 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def name_list(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argument type for comma-separated names, each one of ``allowed``."""
+    def parse(text: str) -> list[str]:
+        names = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = sorted(set(names) - set(allowed))
+        if not names or unknown:
+            raise ValueError(f"{text!r}: choose from {', '.join(allowed)}, comma-separated")
+        return names
+    return parse
+
+
 def float_list(text: str) -> list[float]:
     """``"0,0.1"`` → ``[0.0, 0.1]``."""
     try:

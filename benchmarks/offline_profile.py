@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from common import make_parser, parse_args, training_profile, write_results
+from common import make_parser, name_list, parse_args, training_profile, write_results
 
 from lorakit.report import markdown_table
 from lorakit.train import run
@@ -29,22 +29,13 @@ TASKS = ("imdb", "emotion")
 METHODS = ("head", "lora", "peft", "full")
 
 
-def _names(allowed: Sequence[str]):
-    def parse(text: str) -> list[str]:
-        names = [part.strip() for part in text.split(",") if part.strip()]
-        unknown = sorted(set(names) - set(allowed))
-        if not names or unknown:
-            raise ValueError(f"{text!r}: choose from {', '.join(allowed)}, comma-separated")
-        return names
-    return parse
-
 
 def build_parser():
     parser = make_parser("offline_profile.py", __doc__.split("\n\n")[0], default_repeats=1,
                          min_repeats=1, default_warmup=0)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 for every run")
-    parser.add_argument("--tasks", type=_names(TASKS), default=list(TASKS))
-    parser.add_argument("--methods", type=_names(METHODS), default=list(METHODS))
+    parser.add_argument("--tasks", type=name_list(TASKS), default=list(TASKS))
+    parser.add_argument("--methods", type=name_list(METHODS), default=list(METHODS))
     return parser
 
 

@@ -17,7 +17,7 @@ from common import REPO_ROOT
 README = REPO_ROOT / "benchmarks" / "README.md"
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 RESULTS = ("layer", "train_step", "inference", "notebooks", "offline_profile",
-           "variant_rates")  # README order
+           "offline_rates")  # README order
 BEGIN = "<!-- latest results: copied from benchmarks/results/ by benchmarks/readme.py -->"
 END = "<!-- end of latest results -->"
 

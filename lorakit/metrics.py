@@ -409,24 +409,21 @@ def compare(a, b, metric: str = "macro_f1", split: str = "validation",
     if len(tables_a) != len(tables_b) or not tables_a:
         raise ValueError(f"{names[0]} has {len(tables_a)} seed(s) and {names[1]} "
                          f"{len(tables_b)}; compare the same seeds of both, one run per seed")
-    labels = tables_a[0]["label_id"].to_numpy()
-    for table in (*tables_a, *tables_b):
-        if not np.array_equal(table["label_id"].to_numpy(), labels):
-            raise ValueError("the runs were scored on different examples; compare runs of the "
-                             "same split, data and order")
+    for table_a, table_b in zip(tables_a, tables_b, strict=True):
+        if not np.array_equal(table_a["label_id"].to_numpy(), table_b["label_id"].to_numpy()):
+            raise ValueError("a seed of each was scored on different examples; compare runs of "
+                             "the same split, data, seed and order")
     num_classes = _num_classes([*tables_a, *tables_b])
-    predicted_a = np.stack([t["prediction_id"].to_numpy() for t in tables_a])  # (seeds, N)
-    predicted_b = np.stack([t["prediction_id"].to_numpy() for t in tables_b])
-    scores_a = _scores(np.broadcast_to(labels, predicted_a.shape), predicted_a, metric,
-                       num_classes)
-    scores_b = _scores(np.broadcast_to(labels, predicted_b.shape), predicted_b, metric,
-                       num_classes)
+    labels = [t["label_id"].to_numpy() for t in tables_a]  # one array per seed
+    predicted_a = [t["prediction_id"].to_numpy() for t in tables_a]
+    predicted_b = [t["prediction_id"].to_numpy() for t in tables_b]
     common = dict(a=names[0], b=names[1], metric=metric, split=split, seeds=len(tables_a),
-                  examples=len(labels), a_score=float(scores_a.mean()),
-                  b_score=float(scores_b.mean()))
+                  examples=len(labels[0]),
+                  a_score=mean_score(tables_a, metric), b_score=mean_score(tables_b, metric))
     if metric == "accuracy":
-        right_a, right_b = predicted_a == labels, predicted_b == labels
-        only_a, only_b, p = mcnemar_exact(right_a.ravel(), right_b.ravel())
+        right_a = np.concatenate([p == y for p, y in zip(predicted_a, labels, strict=True)])
+        right_b = np.concatenate([p == y for p, y in zip(predicted_b, labels, strict=True)])
+        only_a, only_b, p = mcnemar_exact(right_a, right_b)
         verdict = ("cannot tell apart" if p >= SIGNIFICANCE
                    else "better" if only_a > only_b else "worse")
         return Comparison(**common, verdict=verdict, only_a=only_a, only_b=only_b, p_value=p)
@@ -436,16 +433,18 @@ def compare(a, b, metric: str = "macro_f1", split: str = "validation",
     return Comparison(**common, verdict=verdict, low=low, high=high)
 
 
-def _paired_seed_interval(labels: np.ndarray, predicted_a: np.ndarray, predicted_b: np.ndarray,
-                          num_classes: int, resamples: int, seed: int) -> tuple[float, float]:
-    """95% percentile interval of the mean over seeds of macro-F1(a) − macro-F1(b), the
-    examples drawn again with replacement, the same draw for every seed and both settings."""
-    draws = np.random.default_rng(seed).integers(0, len(labels), size=(resamples, len(labels)))
+def _paired_seed_interval(labels: list[np.ndarray], predicted_a: list[np.ndarray],
+                          predicted_b: list[np.ndarray], num_classes: int, resamples: int,
+                          seed: int) -> tuple[float, float]:
+    """95% percentile interval of the mean over seeds of macro-F1(a) − macro-F1(b): each seed's
+    examples drawn again with replacement, the same draw for both settings."""
+    rng = np.random.default_rng(seed)
     differences = np.zeros(resamples)
-    for a_seed, b_seed in zip(predicted_a, predicted_b, strict=True):
-        differences += (_scores(labels[draws], a_seed[draws], "macro_f1", num_classes)
-                        - _scores(labels[draws], b_seed[draws], "macro_f1", num_classes))
-    return _middle(differences / len(predicted_a), 1 - SIGNIFICANCE)
+    for truth, a_seed, b_seed in zip(labels, predicted_a, predicted_b, strict=True):
+        draws = rng.integers(0, len(truth), size=(resamples, len(truth)))
+        differences += (_scores(truth[draws], a_seed[draws], "macro_f1", num_classes)
+                        - _scores(truth[draws], b_seed[draws], "macro_f1", num_classes))
+    return _middle(differences / len(labels), 1 - SIGNIFICANCE)
 
 
 def _num_classes(tables: list[pd.DataFrame]) -> int:
@@ -461,9 +460,10 @@ def mean_score(runs, metric: str = "macro_f1", split: str = "validation") -> flo
     """The mean over seeds of ``metric`` on ``split``; ``runs`` as in ``compare``."""
     _check_metric(metric)
     tables = _seed_tables(runs, split)
-    labels = np.stack([t["label_id"].to_numpy() for t in tables])
-    predicted = np.stack([t["prediction_id"].to_numpy() for t in tables])
-    return float(_scores(labels, predicted, metric, _num_classes(tables)).mean())
+    classes = _num_classes(tables)
+    return float(np.mean([_scores(t["label_id"].to_numpy()[None],
+                                  t["prediction_id"].to_numpy()[None], metric, classes)[0]
+                          for t in tables]))
 
 
 def _seed_tables(runs, split: str) -> list[pd.DataFrame]:

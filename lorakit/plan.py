@@ -57,6 +57,23 @@ class Training:
 
 
 @dataclass(frozen=True)
+class Loop:
+    """Training steps outside any run (a notebook's own loop): ``steps`` batches of
+    ``batch_size`` texts of the task's training split, ``batch_tokens`` tokens on average."""
+
+    task: str
+    method: str
+    what: str
+    steps: int
+    batch_size: int
+    batch_tokens: int
+
+    @property
+    def train_tokens(self) -> int:
+        return self.steps * self.batch_size * self.batch_tokens
+
+
+@dataclass(frozen=True)
 class Prediction:
     """Texts a model reads outside any run (``lorakit.inference``): ``examples`` of them in
     length-sorted batches of ``batch_size``, ``tokens`` once padded."""
@@ -74,6 +91,7 @@ class WorkPlan:
     def __init__(self, profile=None):
         self.profile = resolve_profile(profile)
         self.trainings: list[Training] = []
+        self.loops: list[Loop] = []
         self.predictions: list[Prediction] = []
 
     def train(self, settings: RunSettings | str, method: str | None = None, *, output_dir=None,
@@ -84,16 +102,27 @@ class WorkPlan:
         if not isinstance(settings, RunSettings):
             changes.setdefault("profile", self.profile.name)
         settings = run_settings(settings, method, **changes)
-        self.trainings.append(_counted(settings, output_dir))
+        where = None if output_dir is None else Path(output_dir)
+        if not any(t.settings == settings and t.output_dir == where for t in self.trainings):
+            self.trainings.append(_counted(settings, output_dir))  # a run listed twice trains once
         return settings
 
+    def loop(self, task: str, method: str, steps: int, what: str) -> None:
+        """Add ``steps`` training steps of ``method`` in a loop of the notebook's own, on
+        batches of the profile's size from the task's training split."""
+        settings = run_settings(task, method, profile=self.profile.name)
+        lengths = _split_lengths(settings, "train")
+        self.loops.append(Loop(task, method, what, steps, settings.batch_size,
+                               estimate.padded_length(lengths, settings.batch_size,
+                                                      shuffled=True)))
+
     def predict(self, task: str, texts: Sequence[str], max_length: int, what: str,
-                batch_size: int = 64) -> None:
-        """Add a prediction outside the runs: ``texts`` read at ``max_length`` tokens."""
+                batch_size: int = 64, times: int = 1) -> None:
+        """Add a prediction outside the runs: ``texts`` read at ``max_length`` tokens, ``times``
+        times (by as many models)."""
         lengths = _lengths(tuple(texts), self.profile.name, self.profile.model, max_length)
-        self.predictions.append(Prediction(task, what, len(texts),
-                                           estimate.sorted_padded_tokens(lengths, batch_size),
-                                           batch_size))
+        tokens = estimate.sorted_padded_tokens(lengths, batch_size)
+        self.predictions += [Prediction(task, what, len(texts), tokens, batch_size)] * times
 
     @property
     def to_train(self) -> list[Training]:
@@ -104,8 +133,8 @@ class WorkPlan:
         """Runs, runs to train, training steps and tokens, and examples and tokens predicted
         (the evaluations of the runs to train and every prediction outside them)."""
         return {"runs": len(self.trainings), "to_train": len(self.to_train),
-                "steps": sum(t.steps for t in self.to_train),
-                "train_tokens": sum(t.train_tokens for t in self.to_train),
+                "steps": sum(t.steps for t in [*self.to_train, *self.loops]),
+                "train_tokens": sum(t.train_tokens for t in [*self.to_train, *self.loops]),
                 "predicted": sum(t.evaluated for t in self.to_train)
                 + sum(p.examples for p in self.predictions),
                 "predicted_tokens": sum(t.eval_tokens for t in self.to_train)
@@ -123,6 +152,10 @@ class WorkPlan:
             eval_batch = 2 * t.settings.batch_size
             seconds += math.ceil(t.evaluated / eval_batch) * timer.forward_seconds(
                 eval_batch, t.eval_batch_tokens)
+        for loop in self.loops:
+            timer = timers.setdefault(loop.task, estimate.Timer(loop.task, self.profile))
+            seconds += loop.steps * timer.step_seconds(loop.method, loop.batch_size,
+                                                       loop.batch_tokens)
         for p in self.predictions:
             timer = timers.setdefault(p.task, estimate.Timer(p.task, self.profile))
             batches = math.ceil(p.examples / p.batch_size)
@@ -138,6 +171,10 @@ class WorkPlan:
             seconds += estimate.t4_training_seconds(config, t.settings.method, t.steps,
                                                     t.settings.batch_size, t.batch_tokens)
             seconds += estimate.t4_forward_seconds(config, t.eval_tokens, t.eval_batch_tokens)
+        for loop in self.loops:
+            config = estimate.architecture(loop.task, self.profile)
+            seconds += estimate.t4_training_seconds(config, loop.method, loop.steps,
+                                                    loop.batch_size, loop.batch_tokens)
         for p in self.predictions:
             config = estimate.architecture(p.task, self.profile)
             seconds += estimate.t4_forward_seconds(config, p.tokens,
@@ -149,10 +186,14 @@ class WorkPlan:
         totals = self.totals()
         kinds = Counter((t.settings.task, t.settings.method) for t in self.to_train)
         runs = ", ".join(f"{task} {method}{f' ×{n}' if n > 1 else ''}"
-                         for (task, method), n in kinds.items()) or "none"
+                         for (task, method), n in kinds.items())
         on_disk = totals["runs"] - totals["to_train"]
-        lines = [f"Work plan ({self.profile.name} profile): {totals['to_train']} run(s) to train"
-                 + (f", {on_disk} more already on disk" if on_disk else "") + f": {runs}",
+        parts = [f"{totals['to_train']} run(s) to train" + (f" ({runs})" if runs else "")
+                 + (f", {on_disk} more on disk already" if on_disk else "")] \
+            if self.trainings else []
+        parts += [f"{loop.what}, {loop.steps:,} steps" for loop in self.loops]
+        lines = [f"Work plan ({self.profile.name} profile): "
+                 + ("; ".join(parts) or "nothing to train"),
                  f"  {totals['steps']:,} training steps ({_tokens(totals['train_tokens'])}), "
                  f"{totals['predicted']:,} examples to predict "
                  f"({_tokens(totals['predicted_tokens'])}, the runs' evaluations included)"]

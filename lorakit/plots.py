@@ -78,15 +78,18 @@ def _as_log_frame(history) -> pd.DataFrame:
     return frame
 
 
-def training_curves(log_histories, title: str = "Training curves") -> Figure:
+def training_curves(log_histories, title: str = "Training curves",
+                    panels: Sequence[str] = ("loss", "eval_loss", "eval_accuracy"),
+                    macro_f1: bool = True) -> Figure:
     """Training loss against step for each run, and evaluation loss and accuracy per epoch.
 
     ``log_histories`` maps a run name to its log history: log_history.csv read with
     ``pd.read_csv`` (columns step, epoch, loss, eval_loss, eval_accuracy, eval_macro_f1, training
     and evaluation rows mixed, NaN where a row lacks a value) or ``trainer.state.log_history``;
     a single history is accepted too. Returns a figure with one panel, training loss against
-    step, plus "evaluation loss" and "evaluation accuracy" panels (macro-F1 dashed) against epoch
-    when any run logged them; each run keeps one colour across the panels.
+    step, plus "evaluation loss" and "evaluation accuracy" panels (macro-F1 dashed unless
+    ``macro_f1`` is False: on balanced classes it hides under accuracy) against epoch when any run
+    logged them, of those named in ``panels``; each run keeps one colour across the panels.
     """
     if isinstance(log_histories, pd.DataFrame) or not isinstance(log_histories, Mapping):
         log_histories = {"run": log_histories}
@@ -97,8 +100,8 @@ def training_curves(log_histories, title: str = "Training curves") -> Figure:
     def has(column: str) -> bool:
         return any(column in f.columns and f[column].notna().any() for f in frames.values())
 
-    panels = ["loss"]
-    panels += [c for c in ("eval_loss", "eval_accuracy") if has(c) and has("epoch")]
+    panels = ["loss"] + [c for c in ("eval_loss", "eval_accuracy")
+                         if c in panels and has(c) and has("epoch")]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     axes = axes[0]
     colours = dict(zip(frames, sns.color_palette(n_colors=len(frames)), strict=True))
@@ -112,7 +115,7 @@ def training_curves(log_histories, title: str = "Training curves") -> Figure:
                 continue
             rows = frame[frame[column].notna()]
             ax.plot(rows["epoch"], rows[column], marker="o", color=colour, label=name)
-            if column == "eval_accuracy" and "eval_macro_f1" in frame.columns:
+            if column == "eval_accuracy" and macro_f1 and "eval_macro_f1" in frame.columns:
                 f1 = frame[frame["eval_macro_f1"].notna()]
                 ax.plot(f1["epoch"], f1["eval_macro_f1"], marker="s", linestyle="--",
                         color=colour, label=f"{name} (macro-F1)")
@@ -121,14 +124,7 @@ def training_curves(log_histories, title: str = "Training curves") -> Figure:
         axes[0].text(0.5, 0.5, "no training steps logged", ha="center", va="center",
                      transform=axes[0].transAxes)
     for ax, column in zip(axes[1:], panels[1:], strict=True):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # evaluated after whole epochs
-        if column == "eval_loss":
-            ax.set(title="Evaluation loss", xlabel="epoch", ylabel="cross-entropy loss (nats)")
-        else:
-            with_f1 = has("eval_macro_f1")
-            ax.set(title="Evaluation accuracy" + (" and macro-F1 (dashed)" if with_f1 else ""),
-                   xlabel="epoch", ylabel="accuracy, macro-F1" if with_f1 else "accuracy")
-            _percent_axis(ax.yaxis)
+        _label_evaluation_panel(ax, column, with_f1=macro_f1 and has("eval_macro_f1"))
     for ax in axes[:-1]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
@@ -137,6 +133,17 @@ def training_curves(log_histories, title: str = "Training curves") -> Figure:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _label_evaluation_panel(ax, column: str, with_f1: bool) -> None:
+    """Title, labels and ticks of one of ``training_curves``' per-epoch panels."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # evaluated after whole epochs
+    if column == "eval_loss":
+        ax.set(title="Evaluation loss", xlabel="epoch", ylabel="cross-entropy loss (nats)")
+        return
+    ax.set(title="Evaluation accuracy" + (" and macro-F1 (dashed)" if with_f1 else ""),
+           xlabel="epoch", ylabel="accuracy, macro-F1" if with_f1 else "accuracy")
+    _percent_axis(ax.yaxis)
 
 
 # Data overview
@@ -355,9 +362,10 @@ def rate_curves(table: pd.DataFrame, group: str = "method", panel: str | None = 
 
     ``table`` has an ``lr`` column, ``metric``, ``group`` and ``panel``: one row per run, e.g.
     LoRA and full fine-tuning at three rates each (``group="method"``), or LoRA at three ranks
-    (``group="r"``) under two scalings (``panel="scaling"``). Lines and panels keep the order in
-    which their values first appear. Circling the best point shows where each line peaks; a
-    circle at a line's end says the best rate may lie beyond the rates tried.
+    (``group="r"``) under two scalings (``panel="scaling"``). A run without a score (its
+    ``metric`` is NaN: it diverged) is an ✕ at the foot of the axis. A best point at either end
+    of its line is circled with a dashed line and labelled: the best rate may lie beyond the
+    rates tried.
     """
     _need_columns(table, ["lr", metric, group] + ([panel] if panel else []), "rate_curves",
                   "table")
@@ -366,29 +374,50 @@ def rate_curves(table: pd.DataFrame, group: str = "method", panel: str | None = 
                              sharey=True, squeeze=False)
     colours = dict(zip(dict.fromkeys(table[group]),
                        sns.color_palette(n_colors=table[group].nunique()), strict=True))
+    scores = table[metric].dropna()
+    low, high = (scores.min(), scores.max()) if len(scores) else (0.0, 1.0)
+    margin = max(0.1 * (high - low), 0.02 * max(abs(high), 1e-12))
     for ax, value in zip(axes[0], panels, strict=True):
         rows = table if panel is None else table[table[panel] == value]
         for name, line in rows.groupby(group, sort=False):
-            line = line.sort_values("lr")
-            ax.plot(line["lr"], line[metric], marker="o", color=colours[name], label=str(name))
-            best = line.loc[line[metric].idxmax()]
-            ax.scatter(best["lr"], best[metric], s=160, facecolors="none", edgecolors="black",
-                       zorder=3)
+            _rate_line(ax, line.sort_values("lr"), metric, colours[name], str(name),
+                       foot=low - 0.6 * margin)
         ax.set_xscale("log")
         tried = sorted(rows["lr"].unique())  # the rates tried are the ticks
         ax.set_xticks(tried, [f"{lr:g}" for lr in tried])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel="learning rate (log scale)",
                title=f"{panel} {value}" if panel else "best of each line circled")
-    low, high = table[metric].min(), table[metric].max()
-    margin = max(0.1 * (high - low), 0.02 * max(abs(high), 1e-12))
     axes[0][0].set_ylim(low - margin, high + margin)  # zoomed to the scores: peaks show
     _zoomed_ticks(axes[0][0].yaxis, axes[0][0].get_ylim(), metric in PERCENT_METRICS, bins=6)
     axes[0][0].set_ylabel(_metric_label(metric))
-    axes[0][-1].legend(title=group, loc="upper left", bbox_to_anchor=(1.01, 1))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        more = ax.get_legend_handles_labels()
+        handles += [h for h, lbl in zip(*more, strict=True) if lbl not in labels]
+        labels += [lbl for lbl in more[1] if lbl not in labels]
+    axes[0][-1].legend(handles, labels, title=group, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _rate_line(ax, line: pd.DataFrame, metric: str, colour, label: str, foot: float) -> None:
+    """One line of ``rate_curves``: the scores, an ✕ for each diverged run, the best circled."""
+    scored, diverged = line[line[metric].notna()], line[line[metric].isna()]
+    ax.plot(scored["lr"], scored[metric], marker="o", color=colour, label=label)
+    if len(diverged):
+        ax.scatter(diverged["lr"], [foot] * len(diverged), marker="x", s=70, color=colour,
+                   label="diverged (loss became NaN)")
+    if scored.empty:
+        return
+    best = scored.loc[scored[metric].idxmax()]
+    at_edge = best["lr"] in (line["lr"].min(), line["lr"].max())
+    ax.scatter(best["lr"], best[metric], s=170, facecolors="none", edgecolors="black",
+               linestyles="--" if at_edge else "-", zorder=3)
+    if at_edge:
+        ax.annotate("best at an end", (best["lr"], best[metric]), xytext=(0, 11),
+                    textcoords="offset points", ha="center", fontsize="small")
 
 
 def _cell_format(metric: str, values: np.ndarray) -> str:

@@ -25,7 +25,7 @@ import platform
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -146,7 +146,7 @@ def run_settings(task: str | RunSettings, method: str | None = None, **changes) 
         "max_train", "max_eval", "seed")})
     recipe = profile.recipe(requested.task, **{name: getattr(requested, name)
                                                for name in RECIPE_FIELDS})
-    lr, head_lr = _rates(requested, recipe.learning_rates)
+    lr, head_lr = _rates(requested, recipe)
     r = requested.r if "r" in uses else None
     alpha = requested.alpha if "alpha" in uses else None
     targets = get_method(requested.method).own_targets or (
@@ -155,8 +155,7 @@ def run_settings(task: str | RunSettings, method: str | None = None, **changes) 
         requested, profile=profile.name, model=requested.model or profile.model, r=r,
         alpha=alpha, targets=tuple(targets), rslora=requested.rslora and "rslora" in uses,
         dropout=requested.dropout if "dropout" in uses else 0.0, lr=lr, head_lr=head_lr,
-        run_name=requested.run_name or default_run_name(requested.method, r, alpha,
-                                                        requested.seed),
+        run_name=requested.run_name or _run_name(requested, r, alpha, recipe),
         data_files={k: str(v) for k, v in (requested.data_files or {}).items()} or None,
         **{name: getattr(recipe, name) for name in RECIPE_FIELDS})
 
@@ -169,18 +168,45 @@ def _requested(task: str | RunSettings, method: str | None, changes: dict) -> Ru
         raise TypeError(f"{unknown} are not run settings; a run's settings are: "
                         f"{', '.join(fields)}")
     if isinstance(task, RunSettings):
+        if changes or (method and method != task.method):  # another run: named anew
+            changes = {"run_name": None} | changes
         return replace(task, **changes, method=method or task.method)
     return RunSettings(task=task, method=method or "lora", **changes)
 
 
-def _rates(requested: RunSettings, profile_rates: dict[str, float]) -> tuple[float, float]:
-    """``(lr, head_lr)``: the method's rate and the head's, the profile's unless given. For
-    head-only training the two are one: what the method trains is the head."""
+def _rates(requested: RunSettings, recipe) -> tuple[float, float]:
+    """``(lr, head_lr)``: the method's rate and the head's, the profile's recipe's unless given.
+    For head-only training the two are one: what the method trains is the head."""
+    rates = recipe.learning_rates
     if requested.method == "head":
-        rate = requested.lr or requested.head_lr or profile_rates["head"]
+        rate = requested.lr or requested.head_lr or rates["head"]
         return rate, rate
-    return (requested.lr or profile_rates[requested.method],
-            requested.head_lr or profile_rates["head"])
+    return requested.lr or rates[requested.method], requested.head_lr or recipe.head_lr
+
+
+def _run_name(requested: RunSettings, r: int | None, alpha: float | None, recipe) -> str:
+    """``default_run_name``, with what the settings change from the profile's and lorakit's
+    defaults before the seed, so that two runs of other settings never share a directory:
+    e.g. ``lora-r8-a16-lr0.001-seed0``, ``lora-r32-a16-rs-seed0``,
+    ``lora-r8-a16-q_lin+v_lin-seed1``."""
+    method = get_method(requested.method)
+    uses = method.records
+    changes = []
+    if requested.lr is not None and requested.lr != recipe.learning_rates.get(method.name):
+        changes.append(f"lr{requested.lr:g}")
+    if (requested.head_lr is not None and method.name != "head"
+            and requested.head_lr != recipe.head_lr):
+        changes.append(f"head{requested.head_lr:g}")
+    if requested.rslora and "rslora" in uses:
+        changes.append("rs")
+    if "targets" in uses and method.own_targets is None and tuple(
+            requested.targets) != DEFAULT_TARGETS:
+        changes.append("+".join(requested.targets))
+    if requested.dropout and "dropout" in uses:
+        changes.append(f"drop{requested.dropout:g}")
+    name = default_run_name(method.name, r, alpha, requested.seed)
+    return name.replace(f"-seed{requested.seed}",
+                        "".join(f"-{change}" for change in changes) + f"-seed{requested.seed}")
 
 
 def default_run_name(method: str, r: int | None, alpha: float | None, seed: int) -> str:
@@ -307,7 +333,7 @@ def run(settings: RunSettings | str, method: str | None = None, *, output_dir=No
                                               (final_dir, work_dir), resume, overwrite,
                                               progress)
     try:
-        outcome = _train_and_predict(trainer, tokenized, settings.epochs, checkpoint, progress)
+        outcome = _train_and_predict(trainer, tokenized, settings.epochs, checkpoint)
     except NonFiniteLossError as error:
         if diverged == "raise":
             raise
@@ -431,15 +457,16 @@ def _loraplus_optimizer(model, settings: RunSettings) -> torch.optim.Optimizer |
     return torch.optim.AdamW(groups, lr=settings.lr)
 
 
-def _train_and_predict(trainer: Trainer, tokenized, epochs: float, checkpoint: str | None,
-                       progress: bool) -> dict:
+def _train_and_predict(trainer: Trainer, tokenized, epochs: float,
+                       checkpoint: str | None) -> dict:
     """Train (unless ``epochs`` is 0), then predict validation and test in their own order.
 
     Returns the Trainer's ``train_metrics`` (zeros for 0 epochs), the peak memory of the
-    whole run and the ``logits`` of each split."""
+    whole run and the ``logits`` of each split. transformers' bars for saving and loading stay
+    off; the Trainer's own show or not as ``run``'s ``progress`` says."""
     train_metrics = {"train_runtime": 0.0, "train_samples_per_second": 0.0}
     memory_kind = reset_peak_memory()
-    with nullcontext() if progress else _transformers_progress_bars_off():
+    with _transformers_progress_bars_off():  # "Writing model shards" at each checkpoint...
         if epochs > 0:
             train_metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
         logits = {split: _predict_in_order(trainer, tokenized[split])

@@ -5,12 +5,12 @@ The profile is resolved as everywhere (``LORAKIT_PROFILE``, else ``full`` on CUD
 the series runs in ``offline``: a real pretrained encoder (all-MiniLM-L6-v2 in DistilBERT's
 layout) on the bundled samples, and says so.
 
-It shows where it is: before the first notebook, how long the series' training runs take on this
-machine (each notebook's ``TASK`` and ``RUNS``, timed as ``estimate.print_estimate`` times them);
-while a notebook executes, its cells done, the section it is in, the time spent and, once the
-notebook has printed its own estimate, how far along that estimate it is: a bar in a terminal,
-a plain line at most every ten seconds elsewhere (CI, a log file); and a line per notebook as it
-ends.
+The core notebooks run first, then the appendices (``notebooks/appendix/``), sharing one runs
+directory, so that a later notebook reads back what an earlier one trained. It shows where it
+is: while a notebook executes, its cells done, the section it is in, the time spent and, once
+the notebook has printed its work plan ("this takes about 2 min here"), how far along that
+estimate it is: a bar in a terminal, a plain line at most every ten seconds elsewhere (CI, a
+log file); and a line per notebook as it ends.
 
 Usage: ``make tutorial`` (or ``python scripts/run_tutorial.py [--timeout SECONDS]``).
 """
@@ -18,7 +18,6 @@ Usage: ``make tutorial`` (or ``python scripts/run_tutorial.py [--timeout SECONDS
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import re
 import sys
@@ -31,13 +30,13 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm import tqdm
 
-from lorakit.estimate import LEFT_OUT, format_duration
+from lorakit.estimate import format_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-# what lorakit.estimate.print_estimate and the notebooks print before long work: "take about 4 min"
+# what a notebook's work plan prints before long work: "this takes about 4 min here"
 PRINTED_ESTIMATE = re.compile(r"\btakes? about (\d+(?:\.\d+)?) (s|min|h)\b")
 UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600}
 PLAIN_LINE_EVERY_S = 10.0
@@ -59,15 +58,18 @@ def choose_profile() -> str:
 
 
 def execute(notebook: Path, timeout: int) -> tuple[float, str]:
-    """Run one notebook in build/ and save it with its outputs, whatever stops it.
+    """Run one notebook in build/ (an appendix in build/appendix/) and save it with its outputs,
+    whatever stops it.
 
     The status is ``ok``, or one line saying what went wrong: a cell's error, a cell over
     ``timeout`` seconds, a kernel that died or never started.
     """
     nb = nbformat.read(notebook, as_version=4)
     progress = CellProgress(nb, notebook.stem[:2])
+    where = BUILD / notebook.parent.relative_to(NOTEBOOKS)
+    where.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(BUILD)}},
+                            resources={"metadata": {"path": str(where)}},
                             # the kernel's own log: errors only, not a warning per notebook
                             # about TCP on localhost
                             extra_arguments=["--IPKernelApp.log_level=ERROR"],
@@ -87,7 +89,7 @@ def execute(notebook: Path, timeout: int) -> tuple[float, str]:
         status = f"failed: {type(error).__name__}: {_last_line(error)}"
     finally:
         progress.close()
-        nbformat.write(nb, BUILD / notebook.name)
+        nbformat.write(nb, where / notebook.name)
     return time.perf_counter() - started, status
 
 
@@ -185,67 +187,6 @@ def printed_estimate_seconds(cell) -> float:
                for number, unit in PRINTED_ESTIMATE.findall(text))
 
 
-def planned_runs(notebook: nbformat.NotebookNode,
-                 profile: str | None = None) -> tuple[str, list[str]] | None:
-    """The ``TASK`` and ``RUNS`` a notebook declares in one code cell, read without running it:
-    the cell's assignments to names (``=``, ``+=``, tuples of names) are executed until both are
-    known, with ``len`` as the only builtin and ``resolve_profile(...)`` giving ``profile`` (as a
-    notebook sizes a grid from it).
-    None when the notebook declares no runs."""
-    from lorakit.profiles import resolve_profile
-
-    for cell in notebook.cells:
-        if cell.cell_type != "code" or "RUNS" not in cell.source:
-            continue
-        try:
-            statements = ast.parse(cell.source).body
-        except SyntaxError:  # e.g. a cell with IPython magics
-            continue
-        names: dict = {"__builtins__": {"len": len},
-                       "resolve_profile": lambda *_, **__: resolve_profile(profile)}
-        for statement in statements:
-            targets = (statement.targets if isinstance(statement, ast.Assign)
-                       else [statement.target] if isinstance(statement, ast.AugAssign) else [])
-            if not targets or not all(
-                    isinstance(target, ast.Name) or isinstance(target, ast.Tuple) and all(
-                        isinstance(name, ast.Name) for name in target.elts)
-                    for target in targets):
-                continue
-            try:  # one namespace, so that a comprehension sees the names assigned before it
-                exec(compile(ast.Module([statement], type_ignores=[]), "<cell>", "exec"),  # noqa: S102
-                     names)
-            except Exception:  # noqa: BLE001 - depends on more than constants: not a declaration
-                continue
-        if "TASK" in names and "RUNS" in names:
-            return names["TASK"], list(names["RUNS"])
-    return None
-
-
-def announce_series_estimate(notebooks: list[Path], profile: str) -> float:
-    """Print how long the training runs of the whole series take here, before any starts."""
-    plans = {path.stem: planned_runs(nbformat.read(path, as_version=4), profile)
-             for path in notebooks}
-    plans = {name: plan for name, plan in plans.items() if plan}
-    if not plans:
-        return 0.0
-    from lorakit.estimate import estimate_seconds
-
-    print(f"timing a few training steps per method on this machine ({profile} profile) ...",
-          flush=True)
-    estimates = {name: estimate_seconds(task, runs, profile)
-                 for name, (task, runs) in plans.items()}
-    each = ", ".join(f"{name[:2]} {format_duration(estimate.total)}"
-                     for name, estimate in estimates.items())
-    total = sum(estimate.total for estimate in estimates.values())
-    batches = ("as long as the runs' batches pad to on average"
-               if all(estimate.from_data for estimate in estimates.values())
-               else "at full length, since the data is not downloaded yet")
-    print(f"the series' training runs take about {format_duration(total)} here ({each}; "
-          f"training steps timed on batches {batches}; {LEFT_OUT}; the other notebooks train "
-          "little or reuse runs)", flush=True)
-    return total
-
-
 def _last_line(error: BaseException) -> str:
     """The error's last line, without the terminal colours of IPython's tracebacks."""
     lines = ANSI_ESCAPE.sub("", str(error)).strip().splitlines()
@@ -267,7 +208,7 @@ def write_results(timings: list[tuple[str, float, str]], profile: str) -> Path:
     runs_dir = BUILD / "runs"
     if find_runs(runs_dir):
         table = to_markdown(report(runs_dir), title=None, source=str(runs_dir))
-        lines += ["", "## Runs", "", table]
+        lines += ["", "## Every run of the series", "", table]
     path = BUILD / "results.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -277,7 +218,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell")
     args = parser.parse_args()
-    notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    notebooks = [*sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")),
+                 *sorted(NOTEBOOKS.glob("appendix/*.ipynb"))]
     if not notebooks:
         print(f"No notebooks in {NOTEBOOKS} yet: nothing to execute.")
         return 0
@@ -287,18 +229,18 @@ def main() -> int:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ["LORAKIT_RUNS_DIR"] = str(BUILD / "runs")
     BUILD.mkdir(exist_ok=True)
-    announce_series_estimate(notebooks, profile)
     timings = []
     for notebook in notebooks:
-        print(f"executing {notebook.name} ...", flush=True)
+        print(f"executing {notebook.relative_to(NOTEBOOKS)} ...", flush=True)
         try:
             seconds, status = execute(notebook, args.timeout)
         except KeyboardInterrupt:
             timings.append((notebook.name, float("nan"), "interrupted"))
             print(f"interrupted; results so far: {write_results(timings, profile)}")
             return 130
-        print(f"  {status} in {seconds:.1f} s → {BUILD / notebook.name}", flush=True)
-        timings.append((notebook.name, seconds, status))
+        print(f"  {status} in {seconds:.1f} s → {BUILD / notebook.relative_to(NOTEBOOKS)}",
+              flush=True)
+        timings.append((str(notebook.relative_to(NOTEBOOKS)), seconds, status))
         write_results(timings, profile)  # after each notebook: nothing is lost if the series stops
     print(f"results: {write_results(timings, profile)}")
     return 0 if all(status == "ok" for _, _, status in timings) else 1

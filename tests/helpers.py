@@ -1,8 +1,21 @@
 """Helpers the tests share: tiny models built from configs (no download, milliseconds each),
 LoRA factors made to matter, and token batches with padding. Fixtures live in conftest.py."""
 
+import importlib.util
+from pathlib import Path
+
 import torch
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def load_script(name: str):
+    """scripts/<name>.py imported as a module, for testing what it defines."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 TARGETS = ("q_lin", "v_lin", "lin1", "lin2")
 HEAD = ("pre_classifier", "classifier")  # DistilBERT's classification head: trains fully

@@ -26,7 +26,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 QUICK = ["--quick", "--repeats", "5", "--warmup", "1", "--device", "cpu", "--threads", "1"]
 VERDICTS = {"yes", "within spread", "no"}
 BENCHMARKS_RUN = ("layer", "train_step", "inference", "notebooks", "offline_profile",
-                  "variant_rates")
+                  "offline_rates", "t4_plan")
 SCRIPTS = ("common", *BENCHMARKS_RUN, "readme")
 
 
@@ -193,16 +193,28 @@ def test_offline_profile_benchmark_summarises_each_method_over_seeds(scripts, tm
     assert re.search(r"^\|(-{3,}:?\|)+$", markdown, re.MULTILINE), "a Markdown table"
 
 
-def test_variant_rates_benchmark_chooses_each_rate_on_validation(scripts, tmp_path):
-    module = scripts["variant_rates"]
-    results = module.main(["--quick", "--methods", "dora,ia3", "--results-dir", str(tmp_path)])
-    payload, markdown = written(tmp_path, "variant_rates")
+def test_offline_rates_benchmark_chooses_the_head_rate_first_then_each_methods(scripts,
+                                                                               tmp_path):
+    module = scripts["offline_rates"]
+    results = module.main(["--quick", "--tasks", "emotion", "--methods", "lora,head_lr",
+                           "--seeds", "2", "--results-dir", str(tmp_path)])
+    payload, markdown = written(tmp_path, "offline_rates")
     assert payload["records"] == results["records"] and payload["profile"] == "tiny"
-    assert [r["method"] for r in payload["records"]] == ["dora", "ia3"]
-    records = [{"method": "m", "lr": lr, "validation_macro_f1": f1}
-               for lr, f1 in ((1e-3, 0.5), (3e-3, 0.8), (1e-2, 0.8))]
-    assert module.best_rates(records) == {"m": 3e-3}, "the best, the first of a tie"
-    assert "not Emotion results" in markdown
+    assert [r["method"] for r in payload["records"]] == ["head_lr", "lora"]  # head first
+    head_lr = payload["chosen"]["emotion/head_lr"]["lr"]
+    lora = payload["records"][1]
+    assert lora["head_lr"] == head_lr and lora["seeds"] == 2
+    assert len(lora["validation_macro_f1_by_seed"]) == 2
+    assert "not IMDB or Emotion results" in markdown and "← chosen" in markdown
+
+
+def test_t4_plan_writes_each_notebooks_counted_work_and_its_t4_minutes(scripts, tmp_path):
+    results = scripts["t4_plan"].main(["--quick", "--results-dir", str(tmp_path)])
+    payload, markdown = written(tmp_path, "t4_plan")
+    first = payload["records"][0]
+    assert first["notebook"] == "01_lora_math.ipynb" and first["runs"] == 1
+    assert first["t4_minutes"] > 0 and payload["series_t4_minutes"] > 0
+    assert payload["records"] == results["records"] and "No T4 has run" in markdown
 
 
 def test_fewer_than_five_repeats_are_refused(scripts, capsys):

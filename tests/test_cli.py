@@ -20,7 +20,7 @@ def test_train_writes_a_run_and_prints_its_numbers(tmp_path, capsys):
     code = main(["train", "--task", "emotion", "--method", "lora", "--rank", "2", "--alpha", "4",
                  "--targets", "q_lin,v_lin", "--output-dir", str(tmp_path), *TINY])
     assert code == 0
-    run_dir = tmp_path / "emotion" / "lora-r2-a4-seed0"
+    run_dir = tmp_path / "emotion" / "lora-r2-a4-q_lin+v_lin-seed0"  # with the targets it changed
     config = json.loads((run_dir / "config.json").read_text())
     assert config["r"] == 2 and config["targets"] == ["q_lin", "v_lin"]
     assert "accuracy" in capsys.readouterr().out

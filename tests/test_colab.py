@@ -9,19 +9,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import load_script
 
 from lorakit import colab
 from lorakit.profiles import RUNS_DIR_VARIABLE
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "point_colab.py"
-
 
 @pytest.fixture
 def point_colab():
-    spec = importlib.util.spec_from_file_location("point_colab", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("point_colab")
 
 
 @pytest.fixture

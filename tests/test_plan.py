@@ -55,7 +55,7 @@ def test_the_plan_prints_what_trains_and_how_long_it_takes_here(capsys):
     plan.train("emotion", "head", seed=1, **FAST)
     text = plan.print()
     assert text == capsys.readouterr().out.strip()
-    assert "2 run(s) to train: emotion head ×2" in text
+    assert "2 run(s) to train (emotion head ×2)" in text
     assert "this takes about" in text and "loading and saving come on top" in text
     assert plan.seconds_here() > 0 and plan.seconds_on_t4() > 0
 
@@ -63,3 +63,11 @@ def test_the_plan_prints_what_trains_and_how_long_it_takes_here(capsys):
 def test_bad_settings_are_refused_before_anything_is_counted():
     with pytest.raises(ValueError, match="epochs"):
         WorkPlan("tiny").train("emotion", "lora", epochs=-1)
+
+
+def test_a_notebooks_own_loop_is_counted_and_timed():
+    plan = WorkPlan("tiny")
+    plan.loop("emotion", "lora", 12, "a plain loop")
+    assert plan.totals()["steps"] == 12 and plan.totals()["runs"] == 0
+    assert plan.describe().startswith("Work plan (tiny profile): a plain loop, 12 steps")
+    assert plan.seconds_here() > 0

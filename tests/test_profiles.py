@@ -46,7 +46,7 @@ def test_profiles_differ_in_model_and_data():
     assert quick.recipe("imdb").max_train < 25_000 and full.recipe("imdb").max_train is None
     for profile in PROFILES.values():
         for task in ("imdb", "emotion"):
-            assert set(profile.recipe(task).learning_rates) == set(METHODS)
+            assert set(profile.recipe(task).learning_rates) == set(METHODS) | {"rslora"}
 
 
 def test_overrides_replace_only_what_is_given():
@@ -125,15 +125,20 @@ def test_full_profile_settings_fit_distilbert_base(distilbert_base_sized):
         check_fits_model(distilbert_base_sized, DEFAULT_TARGETS, 8, imdb.max_length + 1)
 
 
-def test_offline_variant_rates_are_the_ones_measured_on_validation():
-    """profiles.VARIANT_RATE_FACTORS must give, offline, the rates benchmarks/variant_rates.py
-    chose (its committed results): the factors are that measurement, not a guess."""
+def test_the_offline_rates_are_the_ones_chosen_on_validation():
+    """The offline profile's rates (every method's, the head's, each variant's factor) must be
+    what benchmarks/offline_rates.py chose (its committed results): a measurement, not a guess."""
     import json
     from pathlib import Path
 
-    results = Path(__file__).resolve().parent.parent / "benchmarks/results/variant_rates.json"
-    chosen = json.loads(results.read_text())["best"]
+    results = Path(__file__).resolve().parent.parent / "benchmarks/results/offline_rates.json"
+    chosen = json.loads(results.read_text())["chosen"]
+    for task in ("emotion", "imdb"):
+        recipe = PROFILES["offline"].recipe(task)
+        assert recipe.head_lr == chosen[f"{task}/head_lr"]["lr"]
+        for method in ("head", "lora", "full"):
+            assert recipe.learning_rates[method] == chosen[f"{task}/{method}"]["lr"], method
     rates = PROFILES["offline"].recipe("emotion").learning_rates
-    assert chosen.pop("lora") == rates["lora"]
-    assert chosen == {method: rates[method] for method in chosen}
-    assert set(chosen) == set(profiles.VARIANT_RATE_FACTORS)
+    variants = {key.split("/")[1]: value["lr"] for key, value in chosen.items()
+                if key.startswith("emotion/") and key.split("/")[1] in profiles.VARIANT_RATE_FACTORS}
+    assert variants == {method: rates[method] for method in profiles.VARIANT_RATE_FACTORS}

@@ -1,24 +1,18 @@
 """scripts/run_tutorial.py: which profile `make tutorial` picks, and what build/results.md says."""
 
-import importlib.util
 import io
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import load_script
 
 from lorakit import profiles
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "run_tutorial.py"
 
 
 @pytest.fixture
 def tutorial():
-    spec = importlib.util.spec_from_file_location("run_tutorial", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("run_tutorial")
 
 
 def test_no_hub_falls_back_to_offline_and_says_so(tutorial, monkeypatch, capsys):
@@ -71,17 +65,21 @@ def test_every_outcome_is_recorded_and_the_series_goes_on(tutorial, monkeypatch,
     assert sorted(p.name for p in build.glob("*.ipynb")) == sorted(f"{n}.ipynb" for n in cells)
 
 
-def test_the_series_runs_are_read_from_the_notebooks_without_running_them(tutorial):
-    plans = {path.stem[:2]: tutorial.planned_runs(nbformat.read(path, as_version=4), "offline")
-             for path in sorted(tutorial.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
-    assert plans["03"] == ("emotion", ["lora", "peft", "full", "head"])
-    assert plans["04"] == ("imdb", ["untrained", "lora", "full"])
-    assert plans["05"] == ("emotion", ["lora"] * 6 + ["peft", "head"])  # 3 ranks x 2 scales
-    assert plans["01"] is plans["02"] is plans["06"] is None  # no training runs declared
-    # 07 unpacks a tuple and builds its grid with a comprehension before RUNS; none here (offline)
-    assert plans["07"] == ("emotion", ["lora"] * 4 + ["lora"] * 2 + ["full"] + ["lora"] * 2)
-    assert plans["08"] == ("emotion", ["lora", "dora", "loraplus", "pissa", "vera", "ia3"]
-                           + ["dora"] * 2)  # rsLoRA is method "lora"; then two seeds
+def test_the_appendices_run_after_the_core_path_into_build_appendix(tutorial, monkeypatch,
+                                                                    tmp_path):
+    notebooks, build = tmp_path / "notebooks", tmp_path / "build"
+    (notebooks / "appendix").mkdir(parents=True)
+    for path in (notebooks / "01_a.ipynb", notebooks / "appendix" / "A1_b.ipynb"):
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), path)
+    monkeypatch.setattr(tutorial, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(tutorial, "BUILD", build)
+    monkeypatch.setattr(sys, "argv", ["run_tutorial.py"])
+    for variable in ("LORAKIT_PROFILE", "LORAKIT_RUNS_DIR"):
+        monkeypatch.setenv(variable, "tiny")
+    assert tutorial.main() == 0
+    assert (build / "01_a.ipynb").is_file() and (build / "appendix" / "A1_b.ipynb").is_file()
+    text = (build / "results.md").read_text()
+    assert text.index("| 01_a.ipynb |") < text.index("| appendix/A1_b.ipynb |")
 
 
 def small_notebook():
@@ -141,13 +139,3 @@ def test_estimates_are_read_from_what_a_cell_printed(tutorial):
                                            text="runs take about 2.5 min; loop takes about 30 s\n"),
                     nbformat.v4.new_output("stream", name="stderr", text="take about 1 h\n")]
     assert tutorial.printed_estimate_seconds(cell) == 2.5 * 60 + 30 + 3600
-
-
-def test_planned_runs_follow_augmented_assignments_and_the_profile_given(tutorial):
-    cell = nbformat.v4.new_code_cell(
-        'import os\nTASK = "emotion"\nprofile = resolve_profile("ignored: the series decides")\n'
-        "A, B = 2, 1\nRUNS = ['lora'] * A\nRUNS += ['full'] * (B + len(profile.rank_grid))\n"
-        "os.environ.clear()  # an expression: never executed\nCONFIG.x, y = 1, 2  # not names\n")
-    notebook = nbformat.v4.new_notebook(cells=[cell])
-    assert tutorial.planned_runs(notebook, "offline") == ("emotion", ["lora", "lora", "full"])
-    assert tutorial.planned_runs(notebook, "full") == ("emotion", ["lora"] * 2 + ["full"] * 4)

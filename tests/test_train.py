@@ -336,3 +336,29 @@ def test_a_run_can_let_its_model_go(tmp_path):
                  progress=False, **FAST)
     assert result.model is None and result.tokenizer is None
     assert (result.run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_a_runs_name_says_what_it_changes_so_other_settings_never_share_a_directory():
+    from lorakit.train import run_settings
+
+    lr = run_settings("emotion", profile="tiny").lr
+    assert run_settings("emotion", profile="tiny").run_name == "lora-r8-a16-seed0"
+    assert run_settings("emotion", lr=lr, profile="tiny").run_name == "lora-r8-a16-seed0"
+    assert run_settings("emotion", lr=lr / 3, profile="tiny", seed=2).run_name == (
+        f"lora-r8-a16-lr{lr / 3:g}-seed2")
+    assert run_settings("emotion", r=32, rslora=True, profile="tiny").run_name == (
+        "lora-r32-a16-rs-seed0")
+    assert run_settings("emotion", targets=("q_lin", "v_lin"), profile="tiny").run_name == (
+        "lora-r8-a16-q_lin+v_lin-seed0")
+    assert run_settings("emotion", "full", head_lr=0.5, profile="tiny").run_name == (
+        "full-head0.5-seed0")
+    assert run_settings("emotion", "ia3", profile="tiny").run_name == "ia3-seed0"
+
+
+def test_settings_changed_are_named_anew_unless_a_name_is_given():
+    from lorakit.train import run_settings
+
+    first = run_settings("emotion", profile="tiny")
+    assert run_settings(first).run_name == first.run_name  # completed again: unchanged
+    assert run_settings(first, seed=2).run_name == "lora-r8-a16-seed2"
+    assert run_settings(first, seed=2, run_name="mine").run_name == "mine"
