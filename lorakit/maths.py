@@ -3,9 +3,9 @@
 LoRA replaces the update of a frozen weight ``W: (d_out, d_in)`` with a product ``ΔW = B A`` of
 two thin factors ``B: (d_out, r)`` and ``A: (r, d_in)``, scaled by ``alpha / r``. This module holds
 the small, checkable pieces of that story: parameter counts, the best rank-r approximation
-(truncated SVD), singular-value spectra and their energy, the scale factor, a subspace similarity
-for comparing updates, and a toy experiment that recovers a planted low-rank update by training
-A and B.
+(truncated SVD) and gradient descent's fit to it, singular-value spectra and their energy, the
+scale factor, a subspace similarity for comparing updates, and a toy experiment that recovers a
+planted low-rank update by training A and B.
 
 Every matrix is a floating-point ``torch.Tensor``; shapes follow ``torch.nn.Linear``, whose weight
 is ``(out_features, in_features)``, so ``y = x @ W.T``.
@@ -120,6 +120,36 @@ def truncated_svd(W: torch.Tensor, r: int) -> torch.Tensor:
     r = _require_rank_within("r", r, W.shape)
     U, S, Vh = torch.linalg.svd(W, full_matrices=False)
     return U[:, :r] @ torch.diag(S[:r]) @ Vh[:r, :]
+
+
+def fit_low_rank(W: torch.Tensor, r: int, steps: int = 1000, lr: float = 1e-2,
+                 seed: int = 0) -> torch.Tensor:
+    """``B A`` fitted to ``W: (d_out, d_in)`` by gradient descent: LoRA's factors against the SVD.
+
+    ``B: (d_out, r)`` and ``A: (r, d_in)`` start small and random (entries N(0, 0.01²), drawn from
+    ``seed`` on the CPU, then moved to ``W``'s device) and take ``steps`` Adam steps on
+    ``||W - B A||_F²``, the rate falling linearly from ``lr`` to 0: at a constant 1e-2 Adam ends
+    up oscillating around the minimum at distilbert-base's width, and can leave it
+    (``tests/test_maths.py``). Every local minimum of that loss is global (Baldi and Hornik,
+    1989), so the product approaches :func:`truncated_svd`'s ``W_r`` though the factors are not U
+    and V. Returns the product, ``(d_out, d_in)``, on ``W``'s device and in its dtype.
+    """
+    W = _require_matrix("W", W).detach()
+    r = _require_rank_within("r", r, W.shape)
+    steps = require_int("steps", steps, example=1000)
+    lr = require_number("lr", lr, 0, low_open=True, example=1e-2)
+    generator = torch.Generator().manual_seed(seed)
+    B, A = (0.01 * torch.randn(shape, generator=generator, dtype=W.dtype)
+            for shape in ((W.shape[0], r), (r, W.shape[1])))
+    B, A = B.to(W.device).requires_grad_(), A.to(W.device).requires_grad_()
+    optimizer = torch.optim.Adam([B, A], lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (W - B @ A).pow(2).sum().backward()
+        optimizer.step()
+        schedule.step()
+    return (B @ A).detach()
 
 
 def low_rank_error(W: torch.Tensor, ranks: list[int]) -> torch.Tensor:

@@ -7,6 +7,7 @@ import torch
 
 from lorakit.maths import (
     energy_rank,
+    fit_low_rank,
     fit_planted_update,
     full_parameter_count,
     lora_parameter_count,
@@ -120,6 +121,52 @@ def test_low_rank_error_keeps_small_tails_accurate_in_float32():
     )
     torch.testing.assert_close(errors[0], explicit[0], rtol=1e-3, atol=0)
     assert errors[1].item() == 0.0
+
+
+# At distilbert-base-uncased's width (768), in float32: the asserts notebook 01 and appendix A1
+# make on the model's weight, on the CPU and, where there is one, on the GPU.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))]
+
+
+def pretrained_like_weight(d: int = 768, device: str = "cpu") -> torch.Tensor:
+    """A float32 (d, d) matrix whose singular values fall like a pretrained weight's, i^-1/2
+    (notebook 01's spectra), not flat like a random matrix's; random singular vectors."""
+    generator = torch.Generator().manual_seed(0)
+    U, _ = torch.linalg.qr(torch.randn(d, d, generator=generator))
+    V, _ = torch.linalg.qr(torch.randn(d, d, generator=generator))
+    spectrum = torch.arange(1, d + 1, dtype=torch.float32) ** -0.5
+    return ((U * spectrum) @ V.T).to(device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_eckart_young_holds_to_notebook_01s_tolerance_at_distilbert_width(device):
+    W = pretrained_like_weight(device=device)
+    S = torch.linalg.svdvals(W)
+    ranks = [1, 768 // 8, 768 // 2]
+    errors = low_rank_error(W, ranks)
+    for r, error in zip(ranks, errors, strict=True):
+        dropped = S[r:].pow(2).sum().sqrt() / W.norm()
+        torch.testing.assert_close(error, dropped, rtol=0, atol=1e-4)
+        explicit = (W - truncated_svd(W, r)).norm() / W.norm()
+        torch.testing.assert_close(error, explicit, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradient_descent_reaches_the_truncated_svd_at_distilbert_width(device):
+    W = pretrained_like_weight(device=device)
+    for r in (8, 32):
+        fitted, best = fit_low_rank(W, r), truncated_svd(W, r)
+        assert fitted.shape == W.shape and fitted.device == W.device
+        svd_error = ((W - best).norm() / W.norm()).item()
+        descent_error = ((W - fitted).norm() / W.norm()).item()
+        assert svd_error - 1e-5 <= descent_error <= svd_error + 1e-3, r  # appendix A1's asserts
+        assert ((fitted - best).norm() / best.norm()).item() < 0.05, r
+
+
+def test_fit_low_rank_names_a_rank_above_the_matrix():
+    with pytest.raises(ValueError, match="r"):
+        fit_low_rank(torch.ones(4, 3), 4)
 
 
 def test_low_rank_error_is_zero_at_full_rank_and_decreasing_in_rank():
