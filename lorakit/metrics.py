@@ -384,8 +384,8 @@ class Comparison:
             evidence = (f"right only for {self.a} {self.only_a} times, only for {self.b} "
                         f"{self.only_b} times, exact McNemar p = {self.p_value:.2g}")
         else:
-            evidence = (f"95% paired interval {100 * self.low:+.1f} to {100 * self.high:+.1f} "
-                        "points")
+            evidence = (f"95% paired interval {_signed_points(self.low)} to "
+                        f"{_signed_points(self.high)} points")
         verdict = ("this split cannot tell them apart" if self.verdict == "cannot tell apart"
                    else f"{self.a} is {self.verdict}")
         return f"{head}{evidence}: {verdict}."
@@ -509,13 +509,26 @@ class Choice:
             text += (f"the rule cannot tell {', '.join(others)} apart from it"
                      + (f", and {', '.join(worse)} {'is' if len(worse) == 1 else 'are'} worse"
                         if worse else "") + ". ")
-            text += (f"The cheapest of those, {self.chosen} "
-                     f"({_cost(self.cost[self.chosen])}), is chosen for being the cheapest.")
+            if self.chosen == self.best:
+                text += (f"The best is also the cheapest of those "
+                         f"({_cost(self.cost[self.chosen])}), so {self.chosen} is chosen.")
+            else:
+                text += (f"The cheapest of those, {self.chosen} "
+                         f"({_cost(self.cost[self.chosen])}), is chosen for being the cheapest.")
         else:
             text += f"every other candidate is worse, so {self.best} is chosen."
         if self.diverged:
             text += f" Diverged, so left out: {', '.join(self.diverged)}."
         return text
+
+
+def _signed_points(difference: float) -> str:
+    """A difference of scores in points, signed, to 0.1; a bound that rounds to 0.0 keeps enough
+    digits to say on which side of 0 it lies, and exactly 0 reads "0" (it does not exclude 0)."""
+    points = 100 * difference
+    if abs(points) >= 0.05:
+        return f"{points:+.1f}"
+    return "0" if points == 0 else f"{points:+.1g}"
 
 
 def _cost(value: float) -> str:

@@ -1,5 +1,6 @@
 """Tests for lorakit.metrics: scores against hand-worked answers, probabilities, loss."""
 
+import dataclasses
 import json
 import math
 import types
@@ -400,6 +401,14 @@ def test_macro_f1_is_compared_by_a_paired_interval_over_the_examples():
     assert "95% paired interval" in verdict.sentence()
     same = compare([good], [good.copy()], "macro_f1")
     assert same.verdict == "cannot tell apart" and same.low == same.high == 0
+    assert "95% paired interval 0 to 0 points" in same.sentence()  # "+0.0" would read as above 0
+
+
+def test_a_bound_that_rounds_to_zero_still_says_its_side():
+    verdict = compare([pd.DataFrame({"label_id": [0, 1], "prediction_id": [0, 1]})],
+                      [pd.DataFrame({"label_id": [0, 1], "prediction_id": [0, 1]})], "macro_f1")
+    near_zero = dataclasses.replace(verdict, low=0.0002, high=0.014)  # 0.02 points above 0
+    assert "95% paired interval +0.02 to +1.4 points" in near_zero.sentence()
 
 
 def test_compare_refuses_other_examples_or_other_seeds():
@@ -434,6 +443,11 @@ def test_choose_takes_the_cheapest_of_what_the_best_cannot_be_told_apart_from():
     assert choice.best == "big" and set(choice.tied) == {"big", "small"}
     assert choice.chosen == "small" and choice.comparisons["broken"].verdict == "worse"
     assert "cheapest" in choice.sentence() and "broken is worse" in choice.sentence()
+    cheap_best = choose(candidates, cost={"big": 1, "small": 10, "broken": 100},
+                        metric="accuracy")
+    assert cheap_best.chosen == "big" and set(cheap_best.tied) == {"big", "small"}
+    assert "The best is also the cheapest of those (1 trainable parameters), so big is chosen" \
+        in cheap_best.sentence()
 
 
 def test_choose_leaves_out_a_diverged_candidate_and_says_so():
