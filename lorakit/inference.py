@@ -52,16 +52,17 @@ def _padded(rows: list[list[int]], pad: int) -> torch.Tensor:
 
 def forward_over_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], max_length: int,
                        read: Callable[[dict, torch.nn.Module], dict[str, torch.Tensor]],
-                       batch_size: int = 64, description: str = "predicting"
-                       ) -> dict[str, np.ndarray]:
-    """``read(batch, model)`` over every text, on the compute device, in the run's precision.
+                       batch_size: int = 64, description: str = "predicting",
+                       precision: str | None = None) -> dict[str, np.ndarray]:
+    """``read(batch, model)`` over every text, on the compute device, in the run's precision
+    (``precision="fp32"`` turns autocast off where a comparison needs every product in fp32).
 
     ``read`` takes a batch (a dict of id tensors, on the device) and the model, and returns named
     float tensors with one row per text of the batch. Returns each name's rows for all
     ``texts``, in the order of ``texts``, as float32 arrays. The model is left on the compute
     device, in eval mode.
     """
-    device, precision = compute_device(), current_precision()
+    device, precision = compute_device(), precision or current_precision()
     model.to(device).eval()
     order, batches = padded_batches(texts, tokenizer, max_length, batch_size)
     parts: dict[str, list[np.ndarray]] = {}
@@ -78,11 +79,13 @@ def forward_over_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], 
 
 
 def predict_logits(model: torch.nn.Module, tokenizer, texts: Sequence[str],
-                   max_length: int = 512, batch_size: int = 64) -> np.ndarray:
+                   max_length: int = 512, batch_size: int = 64,
+                   precision: str | None = None) -> np.ndarray:
     """Logits (N, num_labels) of a ``*ForSequenceClassification`` model for raw ``texts``, in
-    eval mode, on the compute device and in the run's precision (``forward_over_texts``)."""
+    eval mode, on the compute device and in the run's precision unless ``precision`` names
+    another (``forward_over_texts``)."""
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     return forward_over_texts(model, tokenizer, list(texts), max_length,
                               lambda batch, m: {"logits": m(**batch).logits},
-                              batch_size=batch_size)["logits"]
+                              batch_size=batch_size, precision=precision)["logits"]

@@ -54,6 +54,18 @@ def test_the_work_runs_in_the_precision_runs_train_in(tiny, monkeypatch):
     assert dtypes == [torch.bfloat16] and logits.dtype == np.float32
 
 
+def test_a_comparison_can_ask_for_every_product_in_fp32(tiny, monkeypatch):
+    model, tokenizer = tiny
+    dtypes = []
+    hook = model.classifier.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    monkeypatch.setattr(inference, "current_precision", lambda: "bf16")
+    try:
+        predict_logits(model, tokenizer, TEXTS[:3], max_length=32, precision="fp32")
+    finally:
+        hook.remove()
+    assert dtypes == [torch.float32]
+
+
 def test_long_work_shows_a_bar_and_short_work_none(tiny, capsys):
     model, tokenizer = tiny
     predict_logits(model, tokenizer, TEXTS[:3], max_length=32, batch_size=1)
