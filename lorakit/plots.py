@@ -37,6 +37,7 @@ METRIC_LABELS = {
     "samples_per_second": "training samples per second",
     "peak_memory_mb": "peak memory (MB)",
     "saved_mb": "saved to disk (MB)",
+    "beyond_head": "trained beyond the head",
 }
 
 
@@ -263,7 +264,7 @@ def results_bars(report_df: pd.DataFrame, metric: str = "accuracy",
     return fig
 
 
-LOG_SCALE_METRICS = ("trainable_parameters", "saved_mb")
+LOG_SCALE_METRICS = ("trainable_parameters", "beyond_head", "saved_mb")
 # Tick spacings 1, 2 or 5 times a power of ten: 2.5 would print 82.5% as a whole "82%".
 ROUND_TICK_STEPS = (1, 2, 5, 10)
 
@@ -294,8 +295,8 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
     ``table`` has a ``label`` column and one column per metric; a metric whose ``<metric>_low``
     and ``<metric>_high`` columns are there is drawn as a dot (e.g. the mean over seeds) with a
     line over that range (the lowest and highest seed), on an axis zoomed to the ranges.
-    Trainable parameters and saved megabytes use a log axis when they span more than a factor
-    of 20.
+    Trainable parameters (all, or ``beyond_head``) and saved megabytes use a log axis when their
+    non-zero values span more than a factor of 20; a 0 is labelled at the axis' left end.
     """
     _need_columns(table, [label, *metrics], "settings_comparison", "table")
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 2.2,
@@ -317,13 +318,19 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
             ax.set_xlim(np.nanmin(low) - margin, np.nanmax(high) + 2.5 * margin)
         else:
             ax.barh(positions, values, color=colours)
-        _label_values(ax, values, positions, percent, above=ranged)
+        positive = values[values > 0]
+        log_scale = (not ranged and metric in LOG_SCALE_METRICS and positive.size > 0
+                     and np.nanmax(positive) > 20 * np.nanmin(positive))
+        left = np.nanmin(positive) / 3 if log_scale else 0.0  # a bar of 0 shows its label there
+        zero_labels = [_compact(0) if value == 0 else None for value in values]
+        _label_values(ax, np.where(values == 0, left, values), positions, percent, above=ranged,
+                      texts=zero_labels if log_scale else None)
         if ranged:
             _zoomed_ticks(ax.xaxis, ax.get_xlim(), percent, bins=4)
-        elif metric in LOG_SCALE_METRICS and np.nanmax(values) > 20 * np.nanmin(values):
+        elif log_scale:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # powers of ten only
-            ax.set_xlim(right=np.nanmax(values) * 4)  # room for the value at the bar's end
+            ax.set_xlim(left, np.nanmax(values) * 4)  # room for the value at the bar's end
         elif percent:
             _percent_axis(ax.xaxis)
             ax.set_xlim(0, 1.18)
@@ -341,13 +348,14 @@ def settings_comparison(table: pd.DataFrame, metrics: Sequence[str] = (
 
 
 def _label_values(ax, values: np.ndarray, positions: np.ndarray, percent: bool,
-                  above: bool) -> None:
+                  above: bool, texts: Sequence[str | None] | None = None) -> None:
     """Each value written at its bar's end, or ``above`` its dot (at the end of a range line it
-    would read as the maximum)."""
-    for y, value in zip(positions, values, strict=True):
+    would read as the maximum); a ``texts`` entry that is not None is written instead."""
+    texts = texts or [None] * len(values)
+    for y, value, given in zip(positions, values, texts, strict=True):
         if not np.isfinite(value):
             continue
-        text = f"{value:.1%}" if percent else _compact(value)
+        text = given or (f"{value:.1%}" if percent else _compact(value))
         if above:
             ax.annotate(text, (value, y), xytext=(0, 7), textcoords="offset points",
                         ha="center", fontsize="small")
@@ -384,7 +392,8 @@ def rate_curves(table: pd.DataFrame, group: str = "method", panel: str | None = 
                        foot=low - 0.6 * margin)
         ax.set_xscale("log")
         tried = sorted(rows["lr"].unique())  # the rates tried are the ticks
-        ax.set_xticks(tried, [f"{lr:g}" for lr in tried])
+        # Slanted: two methods' grids meet on one axis, where level labels would overlap.
+        ax.set_xticks(tried, [f"{lr:g}" for lr in tried], rotation=35, ha="right")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel="learning rate (log scale)",
                title=f"{panel} {value}" if panel else "best of each line circled")
@@ -550,8 +559,9 @@ def reliability_diagram(calibration_bins_df: pd.DataFrame, ece: float | None = N
     """Accuracy against confidence per bin, with the diagonal of perfect calibration.
 
     ``calibration_bins_df`` is ``analysis.calibration_bins`` (columns lower, upper, count,
-    mean_confidence, accuracy). Bars show each bin's accuracy; red outlines mark the gap to its
-    mean confidence (bars below the diagonal: overconfident). A lower panel shows how many
+    mean_confidence, accuracy). Bars show each bin's accuracy; hatched outlines mark the gap to its
+    mean confidence, red where the bin is overconfident (accuracy below confidence), orange where
+    it is underconfident. A lower panel shows how many
     examples fall in each bin. ``ece`` (``analysis.expected_calibration_error``) goes in the
     title.
     """
@@ -565,10 +575,14 @@ def reliability_diagram(calibration_bins_df: pd.DataFrame, ece: float | None = N
     filled = bins["count"] > 0
     ax.bar(centres[filled], bins["accuracy"][filled], width=widths[filled], edgecolor="black",
            color="steelblue", label="accuracy")
-    gap_bottom = np.minimum(bins["accuracy"], bins["mean_confidence"])[filled]
-    gap_height = (bins["accuracy"] - bins["mean_confidence"]).abs()[filled]
-    ax.bar(centres[filled], gap_height, bottom=gap_bottom, width=widths[filled], color="none",
-           edgecolor="crimson", hatch="//", label="gap to mean confidence")
+    gap_bottom = np.minimum(bins["accuracy"], bins["mean_confidence"])
+    gap_height = (bins["accuracy"] - bins["mean_confidence"]).abs()
+    over = bins["mean_confidence"] > bins["accuracy"]
+    for side, colour, label in ((over, "crimson", "overconfident: accuracy below confidence"),
+                                (~over, "darkorange", "underconfident: accuracy above it")):
+        shown = filled & side
+        ax.bar(centres[shown], gap_height[shown], bottom=gap_bottom[shown], width=widths[shown],
+               color="none", edgecolor=colour, hatch="//", label=label)
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence of the bin", ylabel="accuracy",
            title=title if ece is None else f"{title} (ECE = {ece:.1%})")

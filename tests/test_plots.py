@@ -142,6 +142,13 @@ def test_error_analysis_figures(predictions):
     bins = analysis.calibration_bins(predictions)
     fig = check(plots.reliability_diagram(bins, analysis.expected_calibration_error(predictions)))
     assert "ECE" in fig.axes[0].get_title()
+    over = bins["count"].gt(0) & bins["mean_confidence"].gt(bins["accuracy"])
+    legend = {text.get_text() for text in fig.axes[0].get_legend().get_texts()}
+    assert {"overconfident: accuracy below confidence", "underconfident: accuracy above it"} \
+        <= legend
+    red = [bar for bar in fig.axes[0].patches if bar.get_hatch() == "//"
+           and bar.get_edgecolor()[:3] == matplotlib.colors.to_rgb("crimson")]
+    assert len(red) == over.sum()  # one red gap per overconfident bin
     check(plots.confidence_histogram(predictions))
     logged = check(plots.confidence_histogram(predictions, log_counts=True)).axes[0]
     assert logged.get_yscale() == "log" and "log" in logged.get_ylabel()
@@ -179,6 +186,17 @@ def test_settings_comparison_draws_one_bar_per_setting_in_each_panel_with_seed_r
     assert len(fig.axes[2].collections) == 0  # no ranges: plain bars
     with pytest.raises(ValueError, match="saved_mb"):
         plots.settings_comparison(table, metrics=("saved_mb",))
+
+
+def test_a_count_of_zero_keeps_the_log_axis_and_is_labelled_at_its_left_end():
+    table = pd.DataFrame({"method": ["LoRA", "head only", "IA³", "full"],
+                          "beyond_head": [258_048, 0, 13_824, 22_564_608]})
+    ax = check(plots.settings_comparison(table, metrics=("beyond_head",), label="method")).axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "trained beyond the head"
+    left, _ = ax.get_xlim()
+    assert left == pytest.approx(13_824 / 3)  # the smallest count other than 0 shows
+    labels = {t.get_text().strip(): t.get_position()[0] for t in ax.texts}
+    assert labels == {"258k": 258_048, "0": left, "13.8k": 13_824, "22.6M": 22_564_608}
 
 
 def test_rate_curves_draw_a_line_per_group_and_panel_with_each_best_circled():
