@@ -1,20 +1,24 @@
 """lorakit: LoRA (low-rank adaptation) from scratch, the package behind the notebook series.
 
-The modules, by what a reader comes for:
+The modules in four tiers; a module imports only from its own tier and those above it
+(``tests/test_layering.py``; the README's module map says what each holds):
 
-    what is taught      lora (LoRALinear, inject_lora, merge_lora, counts, state dicts; imports
-                        only torch), maths (the low-rank algebra of notebook 01),
-                        variants (DoRA, PiSSA, LoRA+ from scratch), peft_format (PEFT's names
-                        for lorakit's settings and parameters, and adapter files in PEFT's format)
-    the run pipeline    profiles (run sizes), data (the tasks and load_task), local_files
-                        (reading and checking data files), models (base model and methods),
-                        settings (every setting's range), checks (the one bad-input rule),
-                        precision (fp16/bf16/fp32 per device), train (run: one Trainer run in
-                        steps), run_files (a run directory's files), estimate (how long runs
-                        take here), metrics, report (runs into one table), cli
-    notebook support    analysis and probe (notebook 06's tables), plots (every figure),
-                        bench (timing and memory), minilm (the offline profile's model)
+    base                checks (the one bad-input rule), ranges (every setting's range),
+                        profiles (run sizes and rates), precision (fp16/bf16/fp32 and the device
+                        per machine), run_files (a run directory's files), methods (the one table
+                        of training methods), tasks (IMDB and Emotion: labels, Hub names)
+    lesson              lora (LoRALinear, inject_lora, merge_lora; imports only torch), variants
+                        (DoRA, PiSSA, LoRA+ from scratch), maths (notebook 01's algebra),
+                        peft_format (PEFT's names and adapter files)
+    run pipeline        local_files, data (load_task), minilm (the offline profile's model),
+                        models (base model and methods), measure, metrics (scores, the comparison
+                        rule, choose), inference, estimate (FLOPs and time), plan (a notebook's
+                        work, counted first), train (run), report, cli
+    notebook support    analysis and probe (notebook 06), plots (every figure), bench (timing
+                        and memory), colab (the setup cell, runs on Drive)
 """
+
+import warnings
 
 from lorakit.lora import (
     LoRALinear,
@@ -26,6 +30,11 @@ from lorakit.lora import (
 )
 
 __version__ = "0.1.0"
+
+# PEFT (0.21.2 and earlier) reads `model.is_gradient_checkpointing`, which transformers 5.2x
+# deprecates with a FutureWarning on every get_peft_model: noise a reader can do nothing about.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                        category=FutureWarning)
 
 __all__ = [
     "LoRALinear",
