@@ -26,7 +26,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 QUICK = ["--quick", "--repeats", "5", "--warmup", "1", "--device", "cpu", "--threads", "1"]
 VERDICTS = {"yes", "within spread", "no"}
 BENCHMARKS_RUN = ("layer", "train_step", "inference", "notebooks", "offline_profile",
-                  "offline_rates", "t4_plan")
+                  "offline_rates", "t4_plan", "environments")
 SCRIPTS = ("common", *BENCHMARKS_RUN, "readme")
 
 
@@ -214,7 +214,36 @@ def test_t4_plan_writes_each_notebooks_counted_work_and_its_t4_minutes(scripts, 
     first = payload["records"][0]
     assert first["notebook"] == "01_lora_math.ipynb" and first["runs"] == 1
     assert first["t4_minutes"] > 0 and payload["series_t4_minutes"] > 0
+    # The first notebook of the series finds nothing kept: its two counts are one.
+    assert first["t4_minutes_in_series"] == pytest.approx(first["t4_minutes"])
     assert payload["records"] == results["records"] and "No T4 has run" in markdown
+
+
+def test_environments_records_each_choice_and_compares_two_environments(scripts, tmp_path,
+                                                                          monkeypatch):
+    module = scripts["environments"]
+    # main() points the notebooks' kernel at the tiny profile and a fresh runs directory through
+    # the environment; monkeypatch gives the session its own values back afterwards.
+    monkeypatch.setenv("LORAKIT_PROFILE", "tiny")
+    monkeypatch.setenv("LORAKIT_RUNS_DIR", str(tmp_path / "unused"))
+    results = module.main(["--quick", "--results-dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "environments-latest.json").read_text())
+    assert payload["choices"] == results["choices"]
+    (sentences,) = payload["choices"].values()  # --quick executes notebook 05 alone
+    assert sentences and all(sentence.startswith("On validation") for sentence in sentences)
+    assert payload["scores"] and all(0 <= score <= 1 for score in payload["scores"].values())
+    assert "not Emotion results" in (tmp_path / "environments-latest.md").read_text()
+
+    same = module.compare(payload, payload)
+    assert same["same_choices"] and same["largest_difference"] == 0
+    run = next(iter(payload["scores"]))
+    other = {**payload, "scores": {**payload["scores"], run: payload["scores"][run] - 0.25},
+             "choices": {"05_emotion_training": ["On validation macro-F1, the best is r = 99 "
+                                                 "(99.0%); every other candidate is worse, so "
+                                                 "r = 99 is chosen."]}}
+    changed = module.compare(other, payload)
+    assert not changed["same_choices"] and changed["largest_in"] == run
+    assert changed["largest_difference"] == pytest.approx(0.25)
 
 
 def test_fewer_than_five_repeats_are_refused(scripts, capsys):

@@ -139,6 +139,5 @@ def test_the_offline_rates_are_the_ones_chosen_on_validation():
         for method in ("head", "lora", "full"):
             assert recipe.learning_rates[method] == chosen[f"{task}/{method}"]["lr"], method
     rates = PROFILES["offline"].recipe("emotion").learning_rates
-    variants = {key.split("/")[1]: value["lr"] for key, value in chosen.items()
-                if key.startswith("emotion/") and key.split("/")[1] in profiles.VARIANT_RATE_FACTORS}
-    assert variants == {method: rates[method] for method in profiles.VARIANT_RATE_FACTORS}
+    for variant in profiles.VARIANT_RATE_FACTORS:  # measured on the Emotion samples
+        assert rates[variant] == chosen[f"emotion/{variant}"]["lr"], variant
