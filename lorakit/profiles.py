@@ -58,9 +58,9 @@ class TaskRecipe:
 class Profile:
     """A named run size: the model, where the data comes from, and settings per task.
 
-    ``rank_grid`` holds the ranks at which notebook 07 trains LoRA at each of its learning rates
+    ``rank_grid`` holds the ranks at which appendix A1 trains LoRA at each of notebook 07's rates
     under both scalings, α/r and rsLoRA's α/√r: six runs per rank (three at r = 8, whose α/r
-    runs are the notebook's rate runs), so only a profile with time for them names any (``()``
+    runs are notebook 07's LoRA rate runs), so only a profile with time for them names any (``()``
     trains no grid).
     """
 
@@ -197,7 +197,7 @@ PROFILES = {
         data="hub",
         purpose="distilbert-base-uncased on the full dataset: the real results, on a GPU",
         tasks=FULL_TASKS,
-        rank_grid=(8, 32),  # r = 2 cut: its six runs took 07 past 45 minutes on a T4
+        rank_grid=(8, 32),  # r = 2 cut: its six runs cost about 8 T4 minutes
     ),
     "tiny": Profile(
         name="tiny",

@@ -146,7 +146,8 @@ class Recorder:
         self.models.add(base)
         return base, tokenizer
 
-    def predict_logits(self, model, tokenizer, texts, max_length=512, batch_size=64):
+    def predict_logits(self, model, tokenizer, texts, max_length=512, batch_size=64,
+                       precision=None):
         self._record_reading("predict", texts, max_length, batch_size)
         return np.random.default_rng(0).normal(size=(len(texts), model.config.num_labels))
 
