@@ -42,27 +42,25 @@ def test_the_model_moves_to_the_compute_device_itself(tiny, monkeypatch):
     assert moved_to == [torch.device("cpu")]
 
 
-def test_the_work_runs_in_the_precision_runs_train_in(tiny, monkeypatch):
-    model, tokenizer = tiny
+def head_dtypes_under_bf16(model, tokenizer, monkeypatch, **kwargs):
+    """The classifier's output dtypes, and the logits, when runs train in bf16."""
     dtypes = []
     hook = model.classifier.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
     monkeypatch.setattr(inference, "current_precision", lambda: "bf16")
     try:
-        logits = predict_logits(model, tokenizer, TEXTS[:3], max_length=32)
+        logits = predict_logits(model, tokenizer, TEXTS[:3], max_length=32, **kwargs)
     finally:
         hook.remove()
+    return dtypes, logits
+
+
+def test_the_work_runs_in_the_precision_runs_train_in(tiny, monkeypatch):
+    dtypes, logits = head_dtypes_under_bf16(*tiny, monkeypatch)
     assert dtypes == [torch.bfloat16] and logits.dtype == np.float32
 
 
 def test_a_comparison_can_ask_for_every_product_in_fp32(tiny, monkeypatch):
-    model, tokenizer = tiny
-    dtypes = []
-    hook = model.classifier.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
-    monkeypatch.setattr(inference, "current_precision", lambda: "bf16")
-    try:
-        predict_logits(model, tokenizer, TEXTS[:3], max_length=32, precision="fp32")
-    finally:
-        hook.remove()
+    dtypes, _ = head_dtypes_under_bf16(*tiny, monkeypatch, precision="fp32")
     assert dtypes == [torch.float32]
 
 

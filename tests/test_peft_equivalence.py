@@ -118,12 +118,17 @@ def without_dropout(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def test_same_logits_as_peft_at_real_shapes(distilbert_base_sized, real_batch, clone):
-    ours = inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16,
-                       train_modules=HEAD).eval()
+def lorakit_and_peft_twins(model, clone):
+    """lorakit's LoRA (r = 8, a random B) on a copy of ``model``, and PEFT's with its weights."""
+    ours = inject_lora(clone(model), TARGETS, r=8, alpha=16, train_modules=HEAD).eval()
     randomize_lora_B(ours)
-    theirs = peft_twin(clone(distilbert_base_sized), rslora=False, r=8, alpha=16)
+    theirs = peft_twin(clone(model), rslora=False, r=8, alpha=16)
     copy_into_peft(ours, theirs)
+    return ours, theirs
+
+
+def test_same_logits_as_peft_at_real_shapes(distilbert_base_sized, real_batch, clone):
+    ours, theirs = lorakit_and_peft_twins(distilbert_base_sized, clone)
     with torch.no_grad():
         actual, expected = ours(**real_batch).logits, theirs(**real_batch).logits
         untouched = distilbert_base_sized(**real_batch).logits
@@ -135,11 +140,7 @@ def test_same_logits_as_peft_at_real_shapes(distilbert_base_sized, real_batch, c
 def test_same_logits_as_peft_at_real_shapes_on_the_gpu(distilbert_base_sized, real_batch, clone):
     # The two libraries sum in different orders, which CUDA's kernels may round differently;
     # notebook 03's tolerance is kept until a GPU measures a reason to loosen it.
-    ours = inject_lora(clone(distilbert_base_sized), TARGETS, r=8, alpha=16,
-                       train_modules=HEAD).eval()
-    randomize_lora_B(ours)
-    theirs = peft_twin(clone(distilbert_base_sized), rslora=False, r=8, alpha=16)
-    copy_into_peft(ours, theirs)
+    ours, theirs = lorakit_and_peft_twins(distilbert_base_sized, clone)
     batch = {name: tensor.cuda() for name, tensor in real_batch.items()}
     with torch.no_grad():
         actual, expected = ours.cuda()(**batch).logits, theirs.eval().cuda()(**batch).logits
