@@ -34,7 +34,7 @@ from lorakit.report import find_runs, load_run, markdown_table
 NOTEBOOKS = ("05_emotion_training", "07_choosing_lora_settings", "08_lora_variants")
 CHOICE = re.compile(r"^(On validation .*|best on validation: .*|the challenger: .*)$",
                     re.MULTILINE)
-CHOSEN = re.compile(r"The cheapest of those, (.+?) \(|so (.+?) is chosen|the challenger: (.+)$|"
+CHOSEN = re.compile(r"The cheapest of those, (.+?) \(|\bso (.+?) is chosen|the challenger: (.+)$|"
                     r"best on validation: (.+?): ")
 
 

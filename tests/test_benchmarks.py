@@ -246,6 +246,31 @@ def test_environments_records_each_choice_and_compares_two_environments(scripts,
     assert changed["largest_difference"] == pytest.approx(0.25)
 
 
+def test_what_was_chosen_is_read_from_each_kind_of_choice_sentence(scripts):
+    sentences = {"05": ["On validation macro-F1, the best is r=8 (91.9%); the rule cannot tell "
+                        "r=32 apart from it. The best is also the cheapest of those (408,198 "
+                        "trainable parameters), so r=8 is chosen.",
+                        "On validation macro-F1, the best is LoRA (91.9%); the rule cannot tell "
+                        "IA³ apart from it. The cheapest of those, IA³ (163,974 trainable "
+                        "parameters), is chosen for being the cheapest.",
+                        "best on validation: LoRA 0.003, full fine-tuning 0.0002: 15 times apart",
+                        "the challenger: LoRA+"]}
+    assert scripts["environments"].chosen(sentences) == {
+        "05": ["r=8", "IA³", "LoRA 0.003, full fine-tuning 0.0002", "LoRA+"]}
+
+
+def test_notebook_04_states_the_spread_across_environments_that_was_measured():
+    results = json.loads((BENCHMARKS / "results" / "environments-colab.json").read_text())
+    measured = results["comparison"]
+    notebook_path = BENCHMARKS.parent / "notebooks" / "04_imdb_training.ipynb"
+    notebook = json.loads(notebook_path.read_text())
+    prose = " ".join(" ".join("".join(cell["source"]) for cell in notebook["cells"]
+                              if cell["cell_type"] == "markdown").split())
+    points = round(100 * measured["largest_difference"])
+    assert f"differed by up to {points} points" in prose
+    assert ("then chose differently" in prose) == (not measured["same_choices"])
+
+
 def test_fewer_than_five_repeats_are_refused(scripts, capsys):
     for name in ("layer", "train_step", "inference"):
         with pytest.raises(SystemExit):
