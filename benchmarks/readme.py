@@ -16,8 +16,8 @@ from common import REPO_ROOT
 
 README = REPO_ROOT / "benchmarks" / "README.md"
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-RESULTS = ("layer", "train_step", "inference", "notebooks", "offline_profile",
-           "offline_rates")  # README order
+RESULTS = ("layer", "train_step", "inference", "notebooks", "offline_profile", "offline_rates",
+           "t4_plan", "environments-latest", "environments-colab")  # README order
 BEGIN = "<!-- latest results: copied from benchmarks/results/ by benchmarks/readme.py -->"
 END = "<!-- end of latest results -->"
 
