@@ -14,8 +14,9 @@ The modules in four tiers; a module imports only from its own tier and those abo
                         models (base model and methods), measure, metrics (scores, the comparison
                         rule, choose), inference, estimate (FLOPs and time), plan (a notebook's
                         work, counted first), train (run), report, cli
-    notebook support    analysis and probe (notebook 06), plots (every figure), bench (timing
-                        and memory), colab (the setup cell, runs on Drive)
+    notebook support    analysis and probe (notebook 06), merging (notebook 03's 16-bit merge),
+                        plots (every figure), bench (timing and memory), colab (the setup cell,
+                        runs on Drive)
 """
 
 import warnings

@@ -19,7 +19,7 @@ TIERS = {
     "run pipeline": (2, {"local_files", "data", "minilm", "models", "measure", "metrics",
                          "inference", "estimate", "plan", "train", "report", "cli",
                          "__main__"}),
-    "notebook support": (3, {"analysis", "probe", "plots", "bench", "colab"}),
+    "notebook support": (3, {"analysis", "probe", "merging", "plots", "bench", "colab"}),
 }
 TIER_OF = {module: tier for tier, (_, modules) in TIERS.items() for module in modules}
 RANK = {tier: rank for tier, (rank, _) in TIERS.items()}
