@@ -4,7 +4,7 @@
     result = run(settings)                      # the same as run("emotion", "lora", r=8, alpha=16)
 
 A run does what the standard PEFT recipe does (a ``LoraConfig``, ``Trainer.train``,
-``save_pretrained``; notebook 04 writes that recipe out), and beyond it: it checks every setting
+``save_pretrained``; notebook 03 writes that recipe out), and beyond it: it checks every setting
 before it loads anything (``run_settings``); trains the task's new head at its own learning rate,
 the same for every method (``head_lr``), so that a method's ``lr`` is the rate of what the method
 trains; stops at the first NaN or infinite loss, or records the run as diverged; predicts the
@@ -24,7 +24,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from accelerate import PartialState
 from safetensors.torch import save_file
+from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
@@ -355,6 +356,26 @@ def run(settings: RunSettings | str, method: str | None = None, *, output_dir=No
         model = tokenizer = None
         _release(trainer)
     return RunResult(final_dir, config, metrics, tables["test"], model, tokenizer)
+
+
+def run_each(grid: Mapping[object, RunSettings | Sequence[RunSettings]], **options
+             ) -> dict[object, RunResult | list[RunResult]]:
+    """``run`` for every setting of a grid, under one progress bar over the runs.
+
+    ``grid`` maps a name to one ``RunSettings`` or to a list of them (one per seed); the result
+    has the same keys and shapes. ``options`` go to every ``run`` (``reuse``, ``keep_model``,
+    ``diverged``...); each run trains without its own bar and epoch table, so that a grid of
+    fourteen runs prints one line, not fourteen tables.
+    """
+    flat = [(key, s) for key, value in grid.items()
+            for s in ([value] if isinstance(value, RunSettings) else value)]
+    results: dict[object, list[RunResult]] = {key: [] for key in grid}
+    with tqdm(flat, desc="runs", unit="run") as bar:
+        for key, settings in bar:
+            bar.set_postfix_str(settings.run_name)
+            results[key].append(run(settings, progress=False, **options))
+    return {key: results[key][0] if isinstance(value, RunSettings) else results[key]
+            for key, value in grid.items()}
 
 
 def _reusable(settings: RunSettings, output_dir: Path, overwrite: bool) -> RunResult | None:

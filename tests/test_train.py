@@ -20,7 +20,7 @@ from lorakit.models import load_base
 from lorakit.peft_format import load_peft_adapter
 from lorakit.precision import choose_precision, current_precision
 from lorakit.run_files import saved_bytes
-from lorakit.train import default_run_name, run
+from lorakit.train import default_run_name, run, run_each, run_settings
 
 RUN_FILES = {"config.json", "metrics.json", "log_history.csv", "predictions.csv"}
 FAST = {"profile": "tiny", "epochs": 1, "max_train": 64, "max_eval": 32, "max_length": 64}
@@ -362,3 +362,15 @@ def test_settings_changed_are_named_anew_unless_a_name_is_given():
     assert run_settings(first).run_name == first.run_name  # completed again: unchanged
     assert run_settings(first, seed=2).run_name == "lora-r8-a16-seed2"
     assert run_settings(first, seed=2, run_name="mine").run_name == "mine"
+
+
+def test_run_each_keeps_the_grid_shape_under_one_bar(runs, capfd):
+    output_dir = runs["lora"].run_dir.parent.parent
+    grid = {"one": run_settings("emotion", "head", **FAST),
+            "seeds": [run_settings("emotion", "lora", r=4, alpha=8, **FAST)] * 2, "none": []}
+    capfd.readouterr()
+    results = run_each(grid, output_dir=output_dir, reuse=True)
+    assert results["one"].run_dir == runs["head"].run_dir and results["none"] == []
+    assert [r.run_dir for r in results["seeds"]] == [runs["lora"].run_dir] * 2
+    printed = capfd.readouterr()
+    assert "3/3" in printed.err and "eval_loss" not in printed.out + printed.err
