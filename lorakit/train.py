@@ -365,15 +365,17 @@ def run_each(grid: Mapping[object, RunSettings | Sequence[RunSettings]], **optio
     ``grid`` maps a name to one ``RunSettings`` or to a list of them (one per seed); the result
     has the same keys and shapes. ``options`` go to every ``run`` (``reuse``, ``keep_model``,
     ``diverged``...); each run trains without its own bar and epoch table, so that a grid of
-    fourteen runs prints one line, not fourteen tables.
+    fourteen runs shows one bar while it trains and leaves one line, not fourteen tables.
     """
     flat = [(key, s) for key, value in grid.items()
             for s in ([value] if isinstance(value, RunSettings) else value)]
     results: dict[object, list[RunResult]] = {key: [] for key in grid}
-    with tqdm(flat, desc="runs", unit="run") as bar:
+    with tqdm(flat, desc="runs", unit="run", leave=False) as bar:
         for key, settings in bar:
             bar.set_postfix_str(settings.run_name)
             results[key].append(run(settings, progress=False, **options))
+    reused = sum(result.reused for runs in results.values() for result in runs)
+    print(f"{len(flat)} runs: {len(flat) - reused} trained, {reused} read back from disk")
     return {key: results[key][0] if isinstance(value, RunSettings) else results[key]
             for key, value in grid.items()}
 

@@ -373,4 +373,5 @@ def test_run_each_keeps_the_grid_shape_under_one_bar(runs, capfd):
     assert results["one"].run_dir == runs["head"].run_dir and results["none"] == []
     assert [r.run_dir for r in results["seeds"]] == [runs["lora"].run_dir] * 2
     printed = capfd.readouterr()
-    assert "3/3" in printed.err and "eval_loss" not in printed.out + printed.err
+    assert "runs:" in printed.err and "eval_loss" not in printed.out + printed.err
+    assert printed.out == "3 runs: 0 trained, 3 read back from disk\n"
