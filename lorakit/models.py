@@ -118,6 +118,20 @@ def load_base(task: str, profile=None, model: str | None = None):
     return base, tokenizer
 
 
+def model_source(profile=None) -> str:
+    """What plain ``from_pretrained`` loads as the profile's model: its Hub id or directory, or,
+    in the offline profile, the directory lorakit converted all-MiniLM-L6-v2 into.
+
+    For notebook 03's recipe, written in ``transformers`` calls a reader copies for their own
+    model. The tiny profile's tokenizer is not saved beside its weights, so it has none.
+    """
+    name = resolve_profile(profile).model
+    if name == TINY_MODEL:
+        raise ValueError("the tiny profile's model cannot be loaded by from_pretrained alone; "
+                         "use load_base, or the offline or full profile")
+    return str(minilm.converted_dir()) if name == OFFLINE_MODEL else name
+
+
 def load_tokenizer(profile=None, model: str | None = None):
     """The tokenizer of the profile's model (or of ``model``) alone, without its weights: what
     counting tokens needs."""

@@ -5,10 +5,11 @@ import warnings
 import huggingface_hub
 import pytest
 import torch
-from transformers import set_seed
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 from lorakit.lora import LoRALinear
-from lorakit.models import load_base, prepare_model
+from lorakit.models import load_base, model_source, prepare_model
+from lorakit.profiles import resolve_profile
 from lorakit.tasks import HubUnavailableError
 
 DISTILBERT_LINEARS = {"q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2", "pre_classifier",
@@ -105,3 +106,18 @@ def test_preparing_peft_warns_about_nothing_the_reader_can_act_on():
         warnings.simplefilter("always")
         prepare_model(model, "peft", r=4, alpha=8)
     assert [str(w.message) for w in caught] == []
+
+
+def test_model_source_loads_with_plain_transformers():
+    source = model_source("offline")
+    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=6)
+    reference, tokenizer = load_base("emotion", "offline")
+    encoder = {n: p for n, p in reference.named_parameters() if n.startswith("distilbert.")}
+    for name, param in model.named_parameters():
+        if name.startswith("distilbert."):
+            assert torch.equal(param, encoder[name]), name  # the same pretrained encoder
+    assert AutoTokenizer.from_pretrained(source)("i feel calm")["input_ids"] == tokenizer(
+        "i feel calm")["input_ids"]
+    assert model_source("full") == resolve_profile("full").model
+    with pytest.raises(ValueError, match="tiny profile"):
+        model_source("tiny")
