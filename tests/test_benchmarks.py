@@ -211,11 +211,12 @@ def test_offline_rates_benchmark_chooses_the_head_rate_first_then_each_methods(s
 def test_t4_plan_writes_each_notebooks_counted_work_and_its_t4_minutes(scripts, tmp_path):
     results = scripts["t4_plan"].main(["--quick", "--results-dir", str(tmp_path)])
     payload, markdown = written(tmp_path, "t4_plan")
-    first = payload["records"][0]
-    assert first["notebook"] == "01_lora_math.ipynb" and first["runs"] == 1
-    assert first["t4_minutes"] > 0 and payload["series_t4_minutes"] > 0
-    # The first notebook of the series finds nothing kept: its two counts are one.
-    assert first["t4_minutes_in_series"] == pytest.approx(first["t4_minutes"])
+    algebra, loops = payload["records"]
+    assert algebra["notebook"] == "01_lora_math.ipynb" and algebra["t4_minutes"] == 0
+    assert loops["notebook"] == "02_lora_from_scratch.ipynb" and loops["steps"] > 0
+    assert loops["t4_minutes"] > 0 and payload["series_t4_minutes"] > 0
+    # Plain loops are no runs another notebook could keep: both counts are one.
+    assert loops["t4_minutes_in_series"] == pytest.approx(loops["t4_minutes"])
     assert payload["records"] == results["records"] and "No T4 has run" in markdown
 
 
