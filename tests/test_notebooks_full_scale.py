@@ -44,7 +44,8 @@ def test_a_notebook_on_a_fresh_t4_runtime_does_what_its_plan_says_within_budget(
                                                                                executions):
     recorder, _ = executions[path.stem]
     plan, done = planned(recorder), recorded(recorder)
-    assert recorder.plans, f"{path.name} prints no work plan"
+    heavy = recorder.calls or recorder.loop_steps
+    assert recorder.plans or not heavy, f"{path.name} trains or predicts without a work plan"
     assert plan["runs"] == done["runs"], "the runs trained are the runs the plan counted"
     assert plan["loop_steps"] == done["loop_steps"]
     assert (plan["predicted"], plan["predicted_tokens"]) == (done["predicted"],
@@ -75,8 +76,8 @@ def test_the_series_with_runs_kept_fits_three_hours(executions):
     assert series.seconds_on_t4() <= SERIES_BUDGET_S
 
 
-def test_06_reads_the_cut_reviews_at_two_lengths_the_model_can_read(executions):
-    _, namespace = executions["06_error_analysis"]
+def test_a3_reads_the_cut_reviews_at_two_lengths_the_model_can_read(executions):
+    _, namespace = executions["A3_calibration"]
     short, long = namespace["readings"]
     assert short < long <= namespace["positions"] == 512  # full: 256 against 512, not 512 twice
 
