@@ -7,7 +7,7 @@ before anything long starts; the runs it then trains are the very settings the p
     lora = plan.train("imdb", "lora")       # RunSettings, checked (run_settings) and counted
     full = plan.train("imdb", "full")
     plan.predict("imdb", reviews, max_length=512, what="the cut reviews, read again")
-    plan.print()      # runs (and how many are on disk already), steps, examples, tokens, time
+    plan.print()      # runs (and how many are on disk already), the time, steps, examples
     result = run(lora, reuse=True)
 
 A run finished on disk with the same settings, where ``run(..., reuse=True)`` finds it, is
@@ -182,7 +182,7 @@ class WorkPlan:
         return seconds
 
     def describe(self) -> str:
-        """The plan in three lines: what trains, what is predicted, the time here."""
+        """The plan: what trains and the time here; then what was counted, and how it was timed."""
         totals = self.totals()
         kinds = Counter((t.settings.task, t.settings.method) for t in self.to_train)
         runs = ", ".join(f"{task} {method}{f' ×{n}' if n > 1 else ''}"
@@ -192,26 +192,21 @@ class WorkPlan:
                  + (f", {on_disk} more on disk already" if on_disk else "")] \
             if self.trainings else []
         parts += [f"{loop.what}, {loop.steps:,} steps" for loop in self.loops]
-        lines = [f"Work plan ({self.profile.name} profile): "
-                 + ("; ".join(parts) or "nothing to train"),
-                 f"  {totals['steps']:,} training steps ({_tokens(totals['train_tokens'])}), "
-                 f"{totals['predicted']:,} examples to predict "
-                 f"({_tokens(totals['predicted_tokens'])}, the runs' evaluations included)"]
-        if totals["steps"] or totals["predicted"]:
-            lines.append(f"  this takes about {estimate.format_duration(self.seconds_here())} "
-                         f"here ({device_description()}, {current_precision()}; timed on "
-                         f"random batches as long as the real ones; {estimate.LEFT_OUT})")
-        return "\n".join(lines)
+        head = (f"Work plan ({self.profile.name} profile): "
+                + ("; ".join(parts) or "nothing to train"))
+        if not (totals["steps"] or totals["predicted"]):
+            return head
+        duration = estimate.format_duration(self.seconds_here())
+        return (f"{head}: this takes about {duration} here\n  {totals['steps']:,} training "
+                f"steps, {totals['predicted']:,} examples to predict, timed on random batches "
+                f"as long as the real ones ({device_description()}, {current_precision()}); "
+                f"{estimate.LEFT_OUT}")
 
     def print(self, file=None) -> str:
         """Print (and return) ``describe()``."""
         text = self.describe()
         print(text, file=file)
         return text
-
-
-def _tokens(count: int) -> str:
-    return f"{count / 1e6:.1f}M tokens" if count >= 1e6 else f"{count / 1e3:.0f}k tokens"
 
 
 def _counted(settings: RunSettings, output_dir) -> Training:
