@@ -40,6 +40,7 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 PRINTED_ESTIMATE = re.compile(r"\btakes? about (\d+(?:\.\d+)?) (s|min|h)\b")
 UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600}
 PLAIN_LINE_EVERY_S = 10.0
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # a tqdm bar in a notebook
 
 
 def choose_profile() -> str:
@@ -89,8 +90,21 @@ def execute(notebook: Path, timeout: int) -> tuple[float, str]:
         status = f"failed: {type(error).__name__}: {_last_line(error)}"
     finally:
         progress.close()
-        nbformat.write(nb, where / notebook.name)
+        nbformat.write(without_progress_widgets(nb), where / notebook.name)
     return time.perf_counter() - started, status
+
+
+def without_progress_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` without the outputs that only a live widget can show: progress bars.
+
+    A headless run keeps no widget state, so a saved bar would read as its first frame, "0%",
+    forever; what the cell printed after its bar (and every other output) stays.
+    """
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [output for output in cell.outputs
+                            if WIDGET_VIEW not in output.get("data", {})]
+    return nb
 
 
 class CellProgress:

@@ -139,3 +139,16 @@ def test_estimates_are_read_from_what_a_cell_printed(tutorial):
                                            text="runs take about 2.5 min; loop takes about 30 s\n"),
                     nbformat.v4.new_output("stream", name="stderr", text="take about 1 h\n")]
     assert tutorial.printed_estimate_seconds(cell) == 2.5 * 60 + 30 + 3600
+
+
+def test_saved_notebooks_drop_progress_widgets_and_keep_what_was_printed(tutorial):
+    cell = nbformat.v4.new_code_cell("run_each(grid)")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={
+            tutorial.WIDGET_VIEW: {"model_id": "abc"}, "text/plain": "runs:   0%|   | 0/9"}),
+        nbformat.v4.new_output("stream", name="stdout", text="9 runs: 9 trained\n"),
+        nbformat.v4.new_output("display_data", data={"text/html": "<table></table>"})]
+    nb = tutorial.without_progress_widgets(nbformat.v4.new_notebook(cells=[cell]))
+    kept = nb.cells[0].outputs
+    assert [o.output_type for o in kept] == ["stream", "display_data"]
+    assert kept[0].text == "9 runs: 9 trained\n" and "text/html" in kept[1].data
