@@ -27,6 +27,9 @@ from lorakit.checks import require_type
 from lorakit.methods import names_where
 
 PERCENT_METRICS = ("accuracy", "macro_f1", "val_macro_f1", "trainable_percent")
+# A notebook's figure fits its page: about 1,100 pixels at the default 100 dpi.
+MAX_WIDTH_INCHES = 11.0
+
 METRIC_LABELS = {
     "accuracy": "test accuracy",  # report's and metrics.json's scores are the test split's
     "macro_f1": "test macro-F1",
@@ -81,7 +84,7 @@ def _as_log_frame(history) -> pd.DataFrame:
 
 def training_curves(log_histories, title: str = "Training curves",
                     panels: Sequence[str] = ("loss", "eval_loss", "eval_accuracy"),
-                    macro_f1: bool = True) -> Figure:
+                    macro_f1: bool = True, smooth: int = 1) -> Figure:
     """Training loss against step for each run, and evaluation loss and accuracy per epoch.
 
     ``log_histories`` maps a run name to its log history: log_history.csv read with
@@ -91,7 +94,11 @@ def training_curves(log_histories, title: str = "Training curves",
     step, plus "evaluation loss" and "evaluation accuracy" panels (macro-F1 dashed unless
     ``macro_f1`` is False: on balanced classes it hides under accuracy) against epoch when any run
     logged them, of those named in ``panels``; each run keeps one colour across the panels.
+    ``smooth`` > 1 draws the training loss as a moving average over that many logged steps.
     """
+    if not isinstance(smooth, int) or smooth < 1:
+        raise ValueError(f"smooth={smooth!r} is not a number of logged steps; pass 1 (no "
+                         "smoothing) or more")
     if isinstance(log_histories, pd.DataFrame) or not isinstance(log_histories, Mapping):
         log_histories = {"run": log_histories}
     if not log_histories:
@@ -110,7 +117,8 @@ def training_curves(log_histories, title: str = "Training curves",
         colour = colours[name]
         if "loss" in frame.columns:
             train = frame[frame["loss"].notna()]
-            axes[0].plot(train["step"], train["loss"], color=colour, label=name)
+            loss = train["loss"].rolling(smooth, min_periods=1).mean()
+            axes[0].plot(train["step"], loss, color=colour, label=name)
         for ax, column in zip(axes[1:], panels[1:], strict=True):
             if column not in frame.columns:
                 continue
@@ -120,7 +128,9 @@ def training_curves(log_histories, title: str = "Training curves",
                 f1 = frame[frame["eval_macro_f1"].notna()]
                 ax.plot(f1["epoch"], f1["eval_macro_f1"], marker="s", linestyle="--",
                         color=colour, label=f"{name} (macro-F1)")
-    axes[0].set(title="Training loss", xlabel="step", ylabel="cross-entropy loss (nats)")
+    axes[0].set(title="Training loss" + (f", moving average over {smooth} steps" if smooth > 1
+                                         else ""), xlabel="step",
+                ylabel="cross-entropy loss (nats)")
     if not has("loss"):
         axes[0].text(0.5, 0.5, "no training steps logged", ha="center", va="center",
                      transform=axes[0].transAxes)
@@ -167,13 +177,14 @@ def label_balance(counts, title: str = "Examples per label") -> Figure:
     )
     long["_label"] = long["_label"].astype(str)
     several = len(counts.columns) > 1
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(counts) * len(counts.columns) + 2), 4))
+    bars = len(counts) * len(counts.columns)
+    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH_INCHES, max(5.0, 0.9 * bars + 2)), 4))
     sns.barplot(data=long, x="_label", y="_count", hue="_split" if several else None, ax=ax)
     for container in ax.containers:
         values = container.datavalues
         total = values.sum()
         labels = [f"{v:,.0f}\n({v / total:.0%})" if total else f"{v:,.0f}" for v in values]
-        ax.bar_label(container, labels=labels, fontsize="small")
+        ax.bar_label(container, labels=labels, fontsize="small" if bars <= 12 else "x-small")
     if several:
         ax.legend(title="split")
     ax.margins(y=0.2)

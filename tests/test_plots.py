@@ -85,11 +85,29 @@ def test_training_curves_without_eval_logs_draw_only_the_loss_panel():
     assert len(fig.axes) == 1
 
 
+def test_training_curves_smooth_the_loss_over_the_steps_asked_for():
+    fig = check(plots.training_curves(log_history(), panels=("loss",), smooth=2))
+
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == pytest.approx([1.2, 1.05, 0.8, 0.65])  # pairs of 4 losses
+    assert "moving average over 2 steps" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="smooth=0"):
+        plots.training_curves(log_history(), smooth=0)
+
+
 def test_label_balance_from_a_dict_a_series_and_a_splits_frame():
     check(plots.label_balance({"neg": 12, "pos": 8}, title="IMDB labels"))
     check(plots.label_balance(pd.Series([5, 9, 2], index=NAMES)))
     splits = pd.DataFrame({"train": [5, 9, 2], "test": [2, 3, 1]}, index=NAMES)
     check(plots.label_balance(splits))
+
+
+def test_label_balance_of_six_labels_in_three_splits_fits_a_notebook_page():
+    counts = pd.DataFrame({split: range(1, 7) for split in ("train", "validation", "test")},
+                          index=[f"label {i}" for i in range(6)])
+    fig = check(plots.label_balance(counts))
+
+    assert fig.get_size_inches()[0] == plots.MAX_WIDTH_INCHES  # 18 bars would ask for 18.2
 
 
 def test_length_histogram_marks_max_length():
