@@ -1,9 +1,10 @@
 """Item 9: the notebooks' choices under the library versions Colab ships and under the latest.
 
 Not a timing. Executes the notebooks that choose by the series' comparison rule (05: the rank,
-07: learning rates and placement, 08: the variants' challenger and the final choice) in the
-offline profile, in the environment it runs in, with a fresh runs directory, and records every
-run's validation macro-F1 and every sentence of a choice the notebooks printed. Run it in both
+07: learning rates and placement, appendix A4: the variants' challenger and the final choice;
+the results recorded before A4 existed list these under 08_lora_variants) in the offline
+profile, in the environment it runs in, with a fresh runs directory, and records every run's
+validation macro-F1 and every sentence of a choice the notebooks printed. Run it in both
 environments and compare:
 
     .venv/bin/python benchmarks/environments.py                         # the latest releases
@@ -31,7 +32,8 @@ from nbclient import NotebookClient
 
 from lorakit.report import find_runs, load_run, markdown_table
 
-NOTEBOOKS = ("05_emotion_training", "07_choosing_lora_settings", "08_lora_variants")
+NOTEBOOKS = ("05_emotion_training", "07_choosing_lora_settings",
+             "appendix/A4_variants_over_seeds")
 CHOICE = re.compile(r"^(On validation .*|best on validation: .*|the challenger: .*)$",
                     re.MULTILINE)
 CHOSEN = re.compile(r"The cheapest of those, (.+?) \(|\bso (.+?) is chosen|the challenger: (.+)$|"

@@ -84,3 +84,16 @@ def names_where(**properties) -> tuple[str, ...]:
     e.g. ``names_where(built_by="peft")`` → ``('peft', 'vera', 'ia3')``."""
     return tuple(name for name, method in METHODS.items()
                  if all(getattr(method, key) == value for key, value in properties.items()))
+
+
+def variant_runs(learning_rates: dict[str, float]) -> dict[str, dict]:
+    """The LoRA variants that notebook 08 screens and appendix A4 seeds, each as the options of
+    one run (``WorkPlan.train(task, **options)``), under the label the notebooks print.
+
+    rsLoRA is LoRA with the scale α/√r, so it is the ``lora`` method at a rate of its own,
+    ``learning_rates["rslora"]`` (a profile recipe's rates); the others are methods of their own.
+    """
+    return {"rsLoRA": {"method": "lora", "rslora": True, "lr": learning_rates["rslora"]},
+            "DoRA": {"method": "dora"}, "LoRA+": {"method": "loraplus"},
+            "PiSSA": {"method": "pissa"}, "VeRA r=256": {"method": "vera", "r": 256},
+            "IA³": {"method": "ia3"}}

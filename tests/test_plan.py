@@ -5,6 +5,7 @@ import math
 import pytest
 
 from lorakit.data import load_task
+from lorakit.methods import variant_runs
 from lorakit.models import load_tokenizer
 from lorakit.plan import WorkPlan
 from lorakit.profiles import PROFILES
@@ -71,3 +72,16 @@ def test_a_notebooks_own_loop_is_counted_and_timed():
     assert plan.totals()["steps"] == 12 and plan.totals()["runs"] == 0
     assert plan.describe().startswith("Work plan (tiny profile): a plain loop, 12 steps")
     assert plan.seconds_here() > 0
+
+
+def test_every_variant_of_notebook_08_plans_as_a_run_of_its_own_method():
+    recipe = PROFILES["offline"].recipe("emotion")
+    plan = WorkPlan("offline")
+    settings = {label: plan.train("emotion", **options)
+                for label, options in variant_runs(recipe.learning_rates).items()}
+
+    assert {label: s.method for label, s in settings.items()} == {
+        "rsLoRA": "lora", "DoRA": "dora", "LoRA+": "loraplus", "PiSSA": "pissa",
+        "VeRA r=256": "vera", "IA³": "ia3"}
+    assert settings["rsLoRA"].rslora and settings["rsLoRA"].lr == recipe.learning_rates["rslora"]
+    assert settings["VeRA r=256"].r == 256
