@@ -391,6 +391,24 @@ class Comparison:
         return f"{head}{evidence}: {verdict}."
 
 
+def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    """Comparisons side by side, one row each, indexed "a against b": both scores, the
+    difference in points, the evidence (the 95% paired interval in points, or the exact McNemar
+    p for accuracy) and the verdict; what ``Comparison.sentence`` says, as a table."""
+    if not comparisons:
+        raise ValueError("comparison_table got no comparisons; pass compare(...) results")
+    rows = {}
+    for c in comparisons:
+        evidence = (f"McNemar p = {c.p_value:.2g}" if c.metric == "accuracy" else
+                    f"{_signed_points(c.low)} to {_signed_points(c.high)}")
+        rows[f"{c.a} against {c.b}"] = {
+            f"{c.split} {'accuracy' if c.metric == 'accuracy' else 'macro-F1'}":
+                f"{c.a_score:.1%} against {c.b_score:.1%}",
+            "difference (points)": f"{100 * c.difference:+.1f}", "evidence": evidence,
+            "verdict": c.verdict}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def compare(a, b, metric: str = "macro_f1", split: str = "validation",
             names: tuple[str, str] = ("a", "b"), resamples: int = 2000,
             seed: int = 0) -> Comparison:

@@ -19,6 +19,7 @@ from lorakit.metrics import (
     choose,
     classification_metrics,
     compare,
+    comparison_table,
     log_softmax,
     mcnemar_exact,
     one_example_swing,
@@ -402,6 +403,25 @@ def test_macro_f1_is_compared_by_a_paired_interval_over_the_examples():
     same = compare([good], [good.copy()], "macro_f1")
     assert same.verdict == "cannot tell apart" and same.low == same.high == 0
     assert "95% paired interval 0 to 0 points" in same.sentence()  # "+0.0" would read as above 0
+
+
+def test_comparison_table_puts_each_comparisons_scores_evidence_and_verdict_in_a_row():
+    labels = np.array([0] * 50 + [1] * 50 + [2] * 10)
+    good = pd.DataFrame({"label_id": labels, "prediction_id": labels})
+    no_rare = good.assign(prediction_id=np.where(labels == 2, 0, labels))
+    by_f1 = compare([good], [no_rare], "macro_f1", names=("all", "no rare class"))
+    same = compare([good], [good.copy()], "macro_f1", names=("all", "all again"))
+    by_accuracy = compare([no_rare], [good], "accuracy", names=("no rare class", "all"))
+    table = comparison_table([by_f1, same])
+
+    assert list(table.index) == ["all against no rare class", "all against all again"]
+    assert table.loc["all against all again", "evidence"] == "0 to 0"  # contains 0: no verdict
+    assert table.loc["all against all again", "verdict"] == "cannot tell apart"
+    assert table.loc["all against no rare class", "verdict"] == "better"
+    assert table["difference (points)"].iloc[0] == f"{100 * by_f1.difference:+.1f}"
+    assert comparison_table([by_accuracy])["evidence"].iloc[0].startswith("McNemar p = ")
+    with pytest.raises(ValueError, match="no comparisons"):
+        comparison_table([])
 
 
 def test_a_bound_that_rounds_to_zero_still_says_its_side():
