@@ -83,3 +83,22 @@ def test_the_core_path_fits_the_learners_reading_budget():
 def test_every_appendix_is_linked_from_the_core_path(path):
     link = f"appendix/{path.name}"
     assert any(link in "".join(sources(core)) for core in CORE), f"nothing links to {link}"
+
+
+def test_03s_literal_recipe_is_the_full_profiles():
+    """03 writes DistilBERT's settings as literals a reader copies; they must be what the `full`
+    profile trains with, or a reader would copy numbers the series never ran."""
+    from lorakit.profiles import PROFILES
+
+    code = "\n".join(sources(ROOT / "notebooks" / "03_peft_comparison.ipynb"))
+    model = re.search(r'^MODEL = "([^"]+)"', code, re.MULTILINE).group(1)
+    rate = float(re.search(r"^LEARNING_RATE = ([\d.e-]+)", code, re.MULTILINE).group(1))
+    rest = re.search(r"^EPOCHS, BATCH_SIZE, WARMUP, MAX_LENGTH = ([\d., ]+?)\s*(#|$)", code,
+                     re.MULTILINE).group(1)
+    epochs, batch_size, warmup, max_length = (float(v) for v in rest.split(","))
+    full = PROFILES["full"]
+    recipe = full.recipe("emotion")
+    assert model == full.model
+    assert rate == recipe.learning_rates["lora"]
+    assert (epochs, batch_size, warmup, max_length) == (
+        recipe.epochs, recipe.batch_size, recipe.warmup_fraction, recipe.max_length)
