@@ -82,6 +82,13 @@ def _as_log_frame(history) -> pd.DataFrame:
     return frame
 
 
+def _training_loss(frame: pd.DataFrame, smooth: int) -> tuple[pd.Series, pd.Series]:
+    """The logged steps of a log frame and their training loss, as a moving average over
+    ``smooth`` logged steps (1: as logged)."""
+    train = frame[frame["loss"].notna()]
+    return train["step"], train["loss"].rolling(smooth, min_periods=1).mean()
+
+
 def training_curves(log_histories, title: str = "Training curves",
                     panels: Sequence[str] = ("loss", "eval_loss", "eval_accuracy"),
                     macro_f1: bool = True, smooth: int = 1) -> Figure:
@@ -116,9 +123,7 @@ def training_curves(log_histories, title: str = "Training curves",
     for name, frame in frames.items():
         colour = colours[name]
         if "loss" in frame.columns:
-            train = frame[frame["loss"].notna()]
-            loss = train["loss"].rolling(smooth, min_periods=1).mean()
-            axes[0].plot(train["step"], loss, color=colour, label=name)
+            axes[0].plot(*_training_loss(frame, smooth), color=colour, label=name)
         for ax, column in zip(axes[1:], panels[1:], strict=True):
             if column not in frame.columns:
                 continue
@@ -128,9 +133,8 @@ def training_curves(log_histories, title: str = "Training curves",
                 f1 = frame[frame["eval_macro_f1"].notna()]
                 ax.plot(f1["epoch"], f1["eval_macro_f1"], marker="s", linestyle="--",
                         color=colour, label=f"{name} (macro-F1)")
-    axes[0].set(title="Training loss" + (f", moving average over {smooth} steps" if smooth > 1
-                                         else ""), xlabel="step",
-                ylabel="cross-entropy loss (nats)")
+    title = "Training loss" + (f", moving average over {smooth} steps" if smooth > 1 else "")
+    axes[0].set(title=title, xlabel="step", ylabel="cross-entropy loss (nats)")
     if not has("loss"):
         axes[0].text(0.5, 0.5, "no training steps logged", ha="center", va="center",
                      transform=axes[0].transAxes)
