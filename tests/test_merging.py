@@ -5,7 +5,7 @@ from helpers import HEAD, TARGETS, randomize_lora_B
 from peft import PeftModel
 
 from lorakit.lora import inject_lora, lora_layers
-from lorakit.merging import merge_rounding, merged_weight, share_lost, update_size
+from lorakit.merging import merged_weight, share_lost
 from lorakit.peft_format import save_peft_adapter
 
 
@@ -34,24 +34,3 @@ def test_fp32_keeps_the_update_and_16_bits_lose_more_of_a_smaller_one():
     assert share_lost(weight, update / 100, torch.float16) > share_lost(weight, update,
                                                                         torch.float16)
 
-
-def test_merge_rounding_counts_changed_predictions_and_restores_the_model(base_model, clone,
-                                                                          batch):
-    model = adapted(base_model, clone)
-    with torch.no_grad():
-        before = model(**batch).logits
-
-    def logits_of(m):
-        with torch.no_grad():
-            return m(**batch).logits.numpy()
-
-    table = merge_rounding(model, logits_of, {"ΔW": 1.0, "ΔW / 100": 0.01},
-                           dtypes=(torch.float32, torch.bfloat16))
-    assert list(table.index) == ["float32", "bfloat16"]
-    lost = table["share of the update lost"]
-    assert (lost.loc["float32"] < 1e-3).all() and (lost.loc["bfloat16"] > 1e-3).all()
-    assert (table.loc["float32", "predictions changed"] == 0).all()
-    assert table["predictions changed"].dtypes.map(lambda d: d.kind == "i").all()
-    with torch.no_grad():
-        torch.testing.assert_close(model(**batch).logits, before, rtol=0, atol=0)
-    assert update_size(model) > 0
