@@ -133,8 +133,8 @@ def training_curves(log_histories, title: str = "Training curves",
                 f1 = frame[frame["eval_macro_f1"].notna()]
                 ax.plot(f1["epoch"], f1["eval_macro_f1"], marker="s", linestyle="--",
                         color=colour, label=f"{name} (macro-F1)")
-    title = "Training loss" + (f", moving average over {smooth} steps" if smooth > 1 else "")
-    axes[0].set(title=title, xlabel="step", ylabel="cross-entropy loss (nats)")
+    loss_title = "Training loss" + (f", moving average over {smooth} steps" if smooth > 1 else "")
+    axes[0].set(title=loss_title, xlabel="step", ylabel="cross-entropy loss (nats)")
     if not has("loss"):
         axes[0].text(0.5, 0.5, "no training steps logged", ha="center", va="center",
                      transform=axes[0].transAxes)

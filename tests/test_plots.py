@@ -68,8 +68,10 @@ def report_table() -> pd.DataFrame:
 
 
 def test_training_curves_show_loss_and_eval_panels_for_each_run():
-    fig = check(plots.training_curves({"lora": log_history(), "full": log_history(0.1)}))
+    fig = check(plots.training_curves({"lora": log_history(), "full": log_history(0.1)},
+                                      title="IMDB, two methods"))
 
+    assert fig.get_suptitle() == "IMDB, two methods"  # the caller's title, not a panel's
     assert [ax.get_title() for ax in fig.axes] == [
         "Training loss", "Evaluation loss", "Evaluation accuracy and macro-F1 (dashed)"
     ]
