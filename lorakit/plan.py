@@ -184,7 +184,8 @@ class WorkPlan:
     def describe(self) -> str:
         """The plan: what trains and the time here; then what was counted, and how it was timed."""
         totals = self.totals()
-        kinds = Counter((t.settings.task, t.settings.method) for t in self.to_train)
+        kinds = Counter((t.settings.task, "rslora" if t.settings.rslora else t.settings.method)
+                        for t in self.to_train)  # rsLoRA trains as method "lora", named apart
         runs = ", ".join(f"{task} {method}{f' ×{n}' if n > 1 else ''}"
                          for (task, method), n in kinds.items())
         on_disk = totals["runs"] - totals["to_train"]

@@ -61,6 +61,13 @@ def test_the_plan_prints_what_trains_and_how_long_it_takes_here(capsys):
     assert plan.seconds_here() > 0 and plan.seconds_on_t4() > 0
 
 
+def test_the_plan_names_rslora_apart_from_lora():
+    plan = WorkPlan("tiny")
+    plan.train("emotion", "lora", **FAST)
+    plan.train("emotion", "lora", rslora=True, **FAST)
+    assert "2 run(s) to train (emotion lora, emotion rslora)" in plan.describe()
+
+
 def test_bad_settings_are_refused_before_anything_is_counted():
     with pytest.raises(ValueError, match="epochs"):
         WorkPlan("tiny").train("emotion", "lora", epochs=-1)
