@@ -515,6 +515,7 @@ class Choice:
     comparisons: dict[str, Comparison]
     cost: dict[str, float]
     diverged: list[str]
+    cost_unit: str = "trainable parameters"
 
     def sentence(self) -> str:
         """The choice in words, with its reason."""
@@ -529,15 +530,19 @@ class Choice:
                         if worse else "") + ". ")
             if self.chosen == self.best:
                 text += (f"The best is also the cheapest of those "
-                         f"({_cost(self.cost[self.chosen])}), so {self.chosen} is chosen.")
+                         f"({self._cost()}), so {self.chosen} is chosen.")
             else:
                 text += (f"The cheapest of those, {self.chosen} "
-                         f"({_cost(self.cost[self.chosen])}), is chosen for being the cheapest.")
+                         f"({self._cost()}), is chosen for being the cheapest.")
         else:
             text += f"every other candidate is worse, so {self.best} is chosen."
         if self.diverged:
             text += f" Diverged, so left out: {', '.join(self.diverged)}."
         return text
+
+    def _cost(self) -> str:
+        value = self.cost[self.chosen]
+        return f"{value:,.0f} {self.cost_unit}" if float(value).is_integer() else f"{value:g}"
 
 
 def _signed_points(difference: float) -> str:
@@ -549,17 +554,14 @@ def _signed_points(difference: float) -> str:
     return "0" if points == 0 else f"{points:+.1g}"
 
 
-def _cost(value: float) -> str:
-    return f"{value:,.0f} trainable parameters" if float(value).is_integer() else f"{value:g}"
-
-
 def choose(candidates: dict, cost: dict[str, float], metric: str = "macro_f1",
-           split: str = "validation") -> Choice:
+           split: str = "validation", cost_unit: str = "trainable parameters") -> Choice:
     """The series' rule for choosing among settings, stated before the results: take the one
     with the best mean ``split`` score over its seeds; keep every candidate that ``compare``
     cannot tell apart from it; choose the cheapest of those by ``cost`` (e.g. trainable
-    parameters), and say so. ``candidates`` maps a name to its runs, one per seed, the same
-    seeds for all (see ``compare``); a candidate whose runs diverged is left out."""
+    parameters; ``cost_unit`` names it in the sentence), and say so. ``candidates`` maps a name
+    to its runs, one per seed, the same seeds for all (see ``compare``); a candidate whose runs
+    diverged is left out."""
     diverged = [name for name, runs in candidates.items()
                 if any(getattr(run, "diverged", False) for run in _as_list(runs))]
     alive = {name: runs for name, runs in candidates.items() if name not in diverged}
@@ -571,7 +573,8 @@ def choose(candidates: dict, cost: dict[str, float], metric: str = "macro_f1",
                    for name, runs in alive.items() if name != best}
     tied = [best] + [name for name, c in comparisons.items() if c.verdict == "cannot tell apart"]
     chosen = min(tied, key=lambda name: cost[name])
-    return Choice(metric, split, scores, best, tied, chosen, comparisons, dict(cost), diverged)
+    return Choice(metric, split, scores, best, tied, chosen, comparisons, dict(cost), diverged,
+                  cost_unit)
 
 
 def _as_list(runs) -> list:

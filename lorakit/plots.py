@@ -279,6 +279,31 @@ def results_bars(report_df: pd.DataFrame, metric: str = "accuracy",
     return fig
 
 
+def per_class_f1(scores: pd.DataFrame, support, title: str = "F1 per class") -> Figure:
+    """Grouped bars of F1 per class, one colour per run, every bar labelled with its value.
+
+    ``scores`` is a DataFrame classes × runs of F1 in [0, 1] (e.g. ``metrics["per_class_f1"]``
+    of two runs side by side); ``support`` maps each class to its number of examples, shown
+    under its name, so that a class scored on a handful of examples is seen as such.
+    """
+    _need_columns(scores, [], "per_class_f1", "scores")
+    support = pd.Series(support)
+    missing = [name for name in scores.index if name not in support.index]
+    if missing:
+        raise ValueError(f"support has no count for {missing}; give one per class of scores "
+                         f"({list(scores.index)})")
+    names = [f"{name} ({support[name]})" for name in scores.index]
+    fig, ax = plt.subplots(figsize=(min(MAX_WIDTH_INCHES, 1.5 * len(scores) + 3), 3.6))
+    scores.set_axis(names).plot.bar(ax=ax)
+    ax.set(title=title, ylabel="F1", ylim=(0, 1.05), xlabel="class (examples)")
+    ax.tick_params(axis="x", labelrotation=0)
+    for bars in ax.containers:  # a class at F1 = 0 has no bar, so every bar says its value
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    return fig
+
+
 LOG_SCALE_METRICS = ("trainable_parameters", "beyond_head", "saved_mb")
 # Tick spacings 1, 2 or 5 times a power of ten: 2.5 would print 82.5% as a whole "82%".
 ROUND_TICK_STEPS = (1, 2, 5, 10)

@@ -468,6 +468,10 @@ def test_choose_takes_the_cheapest_of_what_the_best_cannot_be_told_apart_from():
     assert cheap_best.chosen == "big" and set(cheap_best.tied) == {"big", "small"}
     assert "The best is also the cheapest of those (1 trainable parameters), so big is chosen" \
         in cheap_best.sentence()
+    beyond_head = choose(candidates, cost={"big": 1000, "small": 10, "broken": 1},
+                         metric="accuracy", cost_unit="trained beyond the head")
+    assert "The cheapest of those, small (10 trained beyond the head), is chosen" \
+        in beyond_head.sentence()
 
 
 def test_choose_leaves_out_a_diverged_candidate_and_says_so():

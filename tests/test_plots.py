@@ -112,6 +112,23 @@ def test_label_balance_of_six_labels_in_three_splits_fits_a_notebook_page():
     assert fig.get_size_inches()[0] == plots.MAX_WIDTH_INCHES  # 18 bars would ask for 18.2
 
 
+def test_per_class_f1_labels_every_bar_and_names_each_class_with_its_support():
+    scores = pd.DataFrame({"LoRA": [0.9, 0.0, 0.5], "head only": [0.8, 0.0, 0.25]}, index=NAMES)
+    fig = check(plots.per_class_f1(scores, {"sadness": 40, "joy": 52, "love": 4}))
+
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["sadness (40)", "joy (52)", "love (4)"]
+    values = [t.get_text() for t in ax.texts]  # a bar of height 0 still says 0.00
+    assert values == ["0.90", "0.00", "0.50", "0.80", "0.00", "0.25"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["LoRA", "head only"]
+
+
+def test_per_class_f1_names_a_class_without_support():
+    scores = pd.DataFrame({"LoRA": [0.9, 0.1, 0.5]}, index=NAMES)
+    with pytest.raises(ValueError, match=r"no count for \['love'\]"):
+        plots.per_class_f1(scores, {"sadness": 40, "joy": 52})
+
+
 def test_length_histogram_marks_max_length():
     fig = check(plots.length_histogram([10, 50, 120, 300, 80], max_length=128, title="Lengths"))
 
