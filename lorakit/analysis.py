@@ -12,12 +12,11 @@ id columns still works; names are mapped through ``label_names``) and raises Val
 missing ones. Shares and accuracies are fractions in [0, 1].
 
 The tables answer notebook 06's questions: which classes are confused with which (``confusion``,
-``top_confusions``), which classes fail most, in one run or across a sweep
-(``per_class_error_share``, ``error_shares_across_runs``), which examples the model gets most
-wrong or finds easiest (``highest_loss``, ``lowest_loss``), whether its confidence can be
-trusted and how to repair it (``calibration_bins``, ``expected_calibration_error``,
-``brier_score``, ``fit_temperature``, ``with_temperature``), and whether long or truncated texts
-fail more (``length_buckets``, ``accuracy_by_truncation``). ``lorakit.plots`` draws each of them.
+``top_confusions``), which examples the model gets most wrong (``highest_loss``), whether its
+confidence can be trusted and how to repair it (``calibration_bins``,
+``expected_calibration_error``, ``brier_score``, ``fit_temperature``, ``with_temperature``), and
+whether long or truncated texts fail more (``length_buckets``). ``lorakit.plots`` draws the
+confusion matrix, the calibration bins and the length buckets.
 """
 
 from __future__ import annotations
@@ -146,7 +145,7 @@ def load_predictions(run_dir) -> tuple[pd.DataFrame, list[str]]:
     return table, [str(name) for name in names]
 
 
-# Confusion and per-class errors
+# Confusion between classes
 
 
 def confusion(table: pd.DataFrame, label_names: Sequence[str], normalize: str | None = None):
@@ -180,62 +179,6 @@ def confusion(table: pd.DataFrame, label_names: Sequence[str], normalize: str | 
         index=pd.Index(names, name="true label"),
         columns=pd.Index(names, name="predicted label"),
     )
-
-
-def per_class_error_share(table: pd.DataFrame, label_names: Sequence[str]) -> pd.DataFrame:
-    """For each true class, how many of its examples were misclassified, and as what.
-
-    Returns a DataFrame indexed by class name ("true label"), in label order, with columns
-    ``support`` (examples of the class), ``errors`` (of those, misclassified), ``error_share``
-    (errors / support; NaN for a class with no examples) and ``most_confused_with`` (the class
-    its errors were most often predicted as; missing (None or NaN, as pandas stores it) when the
-    class has no errors).
-    """
-    names = check_label_names(label_names)
-    counts = confusion(table, names).to_numpy()
-    support = counts.sum(axis=1)
-    errors = support - np.diag(counts)
-    off_diagonal = counts.copy()
-    np.fill_diagonal(off_diagonal, 0)
-    confused_with = [
-        names[int(row.argmax())] if row.max() > 0 else None for row in off_diagonal
-    ]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = errors / support
-    return pd.DataFrame(
-        {
-            "support": support,
-            "errors": errors,
-            "error_share": share.astype(np.float64),
-            "most_confused_with": confused_with,
-        },
-        index=pd.Index(names, name="true label"),
-    )
-
-
-def error_shares_across_runs(
-    tables: Mapping[str, pd.DataFrame], label_names: Sequence[str]
-) -> pd.DataFrame:
-    """Misclassified share of each true class, for several runs (a sweep) side by side.
-
-    ``tables`` maps a run's name (e.g. "r=8, α=16") to its prediction table. Returns a DataFrame
-    runs × classes (index "run" in the order of ``tables``, columns "true label" in label order)
-    of ``per_class_error_share``'s ``error_share`` values.
-    """
-    names = check_label_names(label_names)
-    require_type("tables", tables, Mapping, "a dict {run name: prediction table}",
-                 "e.g. {'lora': load_predictions(run_dir)}")
-    if not tables:
-        raise ValueError("error_shares_across_runs needs a non-empty dict {run name: prediction "
-                         "table}, got an empty one")
-    rows = {
-        str(run): per_class_error_share(table, names)["error_share"]
-        for run, table in tables.items()
-    }
-    shares = pd.DataFrame(rows).T
-    shares.index.name = "run"
-    shares.columns = pd.Index(names, name="true label")
-    return shares.astype(np.float64)
 
 
 def top_confusions(table: pd.DataFrame, label_names: Sequence[str], n: int = 5) -> pd.DataFrame:
@@ -274,14 +217,15 @@ def highest_loss(table: pd.DataFrame, n: int = 5, per_class: bool = True) -> pd.
     found in ``table``. Sorted by loss, highest first; with ``per_class`` (up to) n rows for each
     true class, classes in label-id order (or sorted by name when ids are absent).
     """
-    return _by_loss(table, n, per_class, highest=True, what="highest_loss")
-
-
-def lowest_loss(table: pd.DataFrame, n: int = 5, per_class: bool = True) -> pd.DataFrame:
-    """The ``n`` examples with the lowest loss, overall or per true class: what the model finds
-    easiest, where a shortcut (one telling word, a template) shows first. Same columns and
-    order of classes as ``highest_loss``; sorted by loss, lowest first."""
-    return _by_loss(table, n, per_class, highest=False, what="lowest_loss")
+    columns = ["text", "label", "prediction", "confidence", "loss"]
+    _check_table(table, columns, "highest_loss")
+    require_int("n", n, example=10)
+    ordered = table.sort_values("loss", ascending=False, kind="stable")
+    if not per_class:
+        return ordered.head(n)[columns]
+    class_key = "label_id" if "label_id" in table.columns else "label"
+    parts = [group.head(n) for _, group in ordered.groupby(class_key, sort=True)]
+    return pd.concat(parts)[columns]
 
 
 def head_and_tail(text: str, head_words: int = 10, tail_words: int = 20) -> str:
@@ -291,19 +235,6 @@ def head_and_tail(text: str, head_words: int = 10, tail_words: int = 20) -> str:
     if len(words) <= head_words + tail_words:
         return text
     return f"{' '.join(words[:head_words])} … {' '.join(words[len(words) - tail_words:])}"
-
-
-def _by_loss(table: pd.DataFrame, n: int, per_class: bool, highest: bool,
-             what: str) -> pd.DataFrame:
-    columns = ["text", "label", "prediction", "confidence", "loss"]
-    _check_table(table, columns, what)
-    require_int("n", n, example=10)
-    ordered = table.sort_values("loss", ascending=not highest, kind="stable")
-    if not per_class:
-        return ordered.head(n)[columns]
-    class_key = "label_id" if "label_id" in table.columns else "label"
-    parts = [group.head(n) for _, group in ordered.groupby(class_key, sort=True)]
-    return pd.concat(parts)[columns]
 
 
 # Confidence and calibration
@@ -562,34 +493,4 @@ def length_buckets(
     if max_length is not None:
         result["truncated"] = result["lower"] > max_length
     result.attrs["unit"] = "words" if tokenizer is None else "tokens"
-    return result
-
-
-def accuracy_by_truncation(
-    table: pd.DataFrame, max_length: int, tokenizer: Callable | None = None
-) -> pd.DataFrame:
-    """Accuracy of the texts the model saw whole against those cut at ``max_length``.
-
-    Lengths as in ``text_lengths`` (tokens with a tokenizer, else words, a lower bound). Returns a
-    DataFrame indexed by ``truncated`` (False, True; both rows always present) with columns
-    ``count``, ``share`` (of all examples), ``accuracy`` (NaN when count is 0) and
-    ``mean_length``.
-    """
-    _check_table(table, ["text"], "accuracy_by_truncation")
-    max_length = require_int("max_length", max_length, example=128)
-    correct = _correct(table, "accuracy_by_truncation")
-    lengths = text_lengths(table, tokenizer).to_numpy()
-    truncated = lengths > max_length
-    rows = {}
-    for flag in (False, True):
-        chosen = truncated == flag
-        count = int(chosen.sum())
-        rows[flag] = {
-            "count": count,
-            "share": count / len(lengths),
-            "accuracy": float(correct[chosen].mean()) if count else np.nan,
-            "mean_length": float(lengths[chosen].mean()) if count else np.nan,
-        }
-    result = pd.DataFrame.from_dict(rows, orient="index")
-    result.index.name = "truncated"
     return result

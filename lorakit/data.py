@@ -115,23 +115,6 @@ def _caps(max_train: int | None, max_eval: int | None, recipe) -> tuple[int | No
             recipe.max_eval if max_eval is None else max_eval)
 
 
-def split_sizes(task: str | TaskSpec, profile=None) -> dict[str, int]:
-    """The examples each split holds in this profile, known without downloading anything: the
-    bundled samples are counted, the Hub's sizes come from its dataset card (``hub_sizes``),
-    with the same validation carve and caps as ``load_task``."""
-    spec, profile = get_task(task), resolve_profile(profile)
-    if profile.data == "fixtures":
-        return {split: rows.num_rows for split, rows in load_task(spec, profile).items()}
-    settings = profile.recipe(spec.name)
-    sizes = dict(spec.hub_sizes)
-    if spec.validation_from_train:
-        sizes["validation"] = max(1, round(spec.validation_fraction * sizes["train"]))
-        sizes["train"] -= sizes["validation"]
-    caps = {"train": settings.max_train, "validation": settings.max_eval,
-            "test": settings.max_eval}
-    return {split: min(sizes[split], caps[split] or sizes[split]) for split in SPLITS}
-
-
 def tokenize_task(
     dataset_dict: datasets.DatasetDict, tokenizer, max_length: int
 ) -> datasets.DatasetDict:

@@ -3,9 +3,9 @@
 LoRA replaces the update of a frozen weight ``W: (d_out, d_in)`` with a product ``ΔW = B A`` of
 two thin factors ``B: (d_out, r)`` and ``A: (r, d_in)``, scaled by ``alpha / r``. This module holds
 the small, checkable pieces of that story: parameter counts, the best rank-r approximation
-(truncated SVD) and gradient descent's fit to it, singular-value spectra and their energy, the
-scale factor, a subspace similarity for comparing updates, and a toy experiment that recovers a
-planted low-rank update by training A and B.
+(truncated SVD) and gradient descent's fit to it, singular-value spectra and their energy, a
+subspace similarity for comparing updates, and a toy experiment that recovers a planted
+low-rank update by training A and B.
 
 Every matrix is a floating-point ``torch.Tensor``; shapes follow ``torch.nn.Linear``, whose weight
 is ``(out_features, in_features)``, so ``y = x @ W.T``.
@@ -212,17 +212,6 @@ def energy_rank(W_or_singular_values: torch.Tensor, fraction: float = 0.9) -> in
     energy_share = cumulative_energy / cumulative_energy[-1]
     prefixes_short_of_fraction = int((energy_share < fraction).sum())
     return prefixes_short_of_fraction + 1
-
-
-def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
-    """The factor that multiplies ``B A`` in the forward pass: ``alpha / r`` or ``alpha / sqrt(r)``.
-
-    With ``rslora=True`` the rank-stabilised scale of rsLoRA (Kalajdzievski, 2023) is used, which
-    keeps the update's magnitude from shrinking as ``r`` grows. Both match PEFT's ``scaling``.
-    """
-    alpha = require_number("alpha", alpha, 0, low_open=True, example=16)
-    r = require_int("r", r, example=8)
-    return alpha / math.sqrt(r) if rslora else alpha / r
 
 
 def subspace_similarity(basis_a: torch.Tensor, basis_b: torch.Tensor) -> float:

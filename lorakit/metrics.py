@@ -85,17 +85,6 @@ def _check_same_length(**arrays) -> None:
         )
 
 
-def softmax_probabilities(logits) -> np.ndarray:
-    """Class probabilities (N, C) from logits (N, C); each row sums to 1.
-
-    Subtracting each row's maximum before ``exp`` keeps it stable for large logits (1000 and
-    1001 give probabilities 0.269 and 0.731, not NaN).
-    """
-    logits = _as_logits(logits)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def log_softmax(logits) -> np.ndarray:
     """Log-probabilities (N, C) from logits (N, C): ``z - logsumexp(z)``, computed stably."""
     logits = _as_logits(logits)
@@ -222,31 +211,6 @@ def mcnemar_exact(right_a, right_b) -> tuple[int, int, float]:
     only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
     p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
     return only_a, only_b, float(p)
-
-
-def one_example_swing(labels, predictions, num_classes: int, metric: str = "macro_f1") -> float:
-    """The largest change of ``metric`` that changing one prediction of ``predictions`` can make.
-
-    ``labels`` and ``predictions`` are class ids (N,). Every example is given, in turn, every
-    other class as its prediction; the result is the largest |change| of the score. On a split
-    with a rare class it is large: one example of a class with 4 examples moves that class's F1,
-    and macro-F1 weighs it like every other class. Two scores closer than this differ by less than
-    one example can account for.
-    """
-    _check_metric(metric)
-    _check_same_length(labels=labels, predictions=predictions)
-    if len(labels) == 0:
-        raise ValueError("labels and predictions are empty; a swing needs examples")
-    y_true = _as_class_ids(labels, "labels", num_classes)
-    y_pred = _as_class_ids(predictions, "predictions", num_classes)
-    changed = np.repeat(y_pred[None].astype(np.int16), len(y_pred) * num_classes, axis=0)
-    # changed: (N * C, N)
-    rows = np.arange(len(changed))
-    changed[rows, rows // num_classes] = rows % num_classes  # row i*C + c: example i predicted c
-    base = _scores(y_true[None], y_pred[None], metric, num_classes)[0]
-    swings = np.abs(_scores(np.broadcast_to(y_true, changed.shape), changed, metric,
-                            num_classes) - base)
-    return float(swings.max())
 
 
 def seed_spread(scores) -> float:

@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 
 from lorakit.checks import require_type
-from lorakit.methods import names_where
 
 PERCENT_METRICS = ("accuracy", "macro_f1", "val_macro_f1", "trainable_percent")
 # A notebook's figure fits its page: about 1,100 pixels at the default 100 dpi.
@@ -225,60 +224,6 @@ def length_histogram(
 # Results
 
 
-def _run_labels(table: pd.DataFrame) -> pd.Series:
-    if "run" in table.columns and table["run"].notna().all():
-        return table["run"].astype(str)
-    labels = table["method"].astype(str)
-    if {"r", "alpha"} <= set(table.columns):
-        lora = table["r"].notna() & table["method"].isin(names_where(lora_family=True))
-        detail = " r=" + table["r"].astype(str) + " α=" + table["alpha"].astype(str)
-        labels = labels.where(~lora, labels + detail)
-    return labels
-
-
-def results_bars(report_df: pd.DataFrame, metric: str = "accuracy",
-                 title: str | None = None) -> Figure:
-    """One bar per run, coloured by method, its value written on top; one panel per task.
-
-    ``report_df`` is ``lorakit.report.report``'s table (columns method, ``metric``, and
-    optionally task and run, which labels the bars). Fractions (accuracy, macro-F1) are shown as
-    percentages.
-    """
-    _need_columns(report_df, ["method", metric], "results_bars", "report_df")
-    table = report_df.assign(_bar=_run_labels(report_df))
-    tasks = list(dict.fromkeys(table["task"])) if "task" in table.columns else [None]
-    methods = list(dict.fromkeys(table["method"].astype(str)))
-    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods)), strict=True))
-    most_bars = max(len(table) if task is None else int((table["task"] == task).sum())
-                    for task in tasks)
-    width = max(5.0, 1.1 * most_bars + 1.5)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(width * len(tasks), 4.5), squeeze=False,
-                             sharey=True)
-    percent = metric in PERCENT_METRICS
-    for ax, task in zip(axes[0], tasks, strict=True):
-        rows = table if task is None else table[table["task"] == task]
-        sns.barplot(data=rows, x="_bar", y=metric, hue="method", palette=palette, dodge=False,
-                    ax=ax, legend=False)
-        for container in ax.containers:
-            labels = [f"{v:.1%}" if percent else f"{v:,.3g}" for v in container.datavalues]
-            ax.bar_label(container, labels=labels, fontsize="small")
-        ax.set(title=f"{task}" if task is not None else "", xlabel="run",
-               ylabel=_metric_label(metric))
-        ax.tick_params(axis="x", labelrotation=30)
-        for label in ax.get_xticklabels():
-            label.set_horizontalalignment("right")
-        if percent:
-            _percent_axis(ax.yaxis)
-            ax.set_ylim(0, 1.05)
-    handles = [Patch(color=palette[method], label=method) for method in methods]
-    axes[0][-1].legend(handles=handles, title="method", loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.suptitle(title or f"{_capitalised(_metric_label(metric))} by run and method")
-    if len(tasks) == 1 and tasks[0] is not None:
-        axes[0][0].set_title(f"task: {tasks[0]}")
-    fig.tight_layout()
-    return fig
-
-
 def per_class_f1(scores: pd.DataFrame, support, title: str = "F1 per class") -> Figure:
     """Grouped bars of F1 per class, one colour per run, every bar labelled with its value.
 
@@ -469,57 +414,6 @@ def _rate_line(ax, line: pd.DataFrame, metric: str, colour, label: str, foot: fl
                     textcoords="offset points", ha="center", fontsize="small")
 
 
-def _cell_format(metric: str, values: np.ndarray) -> str:
-    if metric in PERCENT_METRICS:
-        return ".1%"
-    finite = values[np.isfinite(values)]
-    if finite.size and np.all(finite == np.round(finite)):
-        return ",.0f"
-    return ".3g"
-
-
-def sweep_heatmap(report_df: pd.DataFrame, metric: str = "accuracy",
-                  title: str | None = None, value_range: tuple[float, float] | None = None,
-                  mark: tuple[int, float] | None = None) -> Figure:
-    """Heatmap of ``metric`` over the rank sweep: rows rank r, columns the ratio α/r.
-
-    ``report_df`` needs columns r, alpha and ``metric``; rows without r or alpha (head, full)
-    are left out. Pass the rows of one task and method; a cell with several runs (seeds) shows
-    their mean. Cells are annotated with the value (fractions as percentages).
-    ``value_range`` fixes the colour scale (e.g. ``(0.5, 1.0)``), so that two heatmaps share it
-    and a small gap looks small; by default it spans the data. ``mark`` outlines one cell, given
-    as (r, α/r), e.g. the configuration chosen on validation.
-    """
-    _need_columns(report_df, ["r", "alpha", metric], "sweep_heatmap", "report_df")
-    rows = report_df[["r", "alpha", metric]].apply(pd.to_numeric, errors="coerce").dropna()
-    if rows.empty:
-        raise ValueError(
-            f"sweep_heatmap: no row has r, alpha and {metric} all set; pass LoRA runs"
-        )
-    rows = rows.assign(r=rows["r"].astype(int), ratio=(rows["alpha"] / rows["r"]).round(6))
-    grid = rows.pivot_table(index="r", columns="ratio", values=metric, aggfunc="mean")
-    grid = grid.sort_index().sort_index(axis=1)
-    grid.index.name = "rank r"
-    grid.columns = pd.Index([f"{c:g}" for c in grid.columns], name="α / r")
-    fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 3, 0.7 * grid.shape[0] + 2.2))
-    low, high = value_range if value_range is not None else (None, None)
-    sns.heatmap(grid, annot=True, fmt=_cell_format(metric, grid.to_numpy(dtype=float)),
-                cmap="viridis", vmin=low, vmax=high, cbar_kws={"label": _metric_label(metric)},
-                ax=ax)
-    if mark is not None:
-        r, ratio = mark
-        if r not in grid.index or f"{ratio:g}" not in grid.columns:
-            raise ValueError(f"sweep_heatmap: mark={mark} is not a cell of the sweep "
-                             f"(ranks {list(grid.index)}, α/r {list(grid.columns)})")
-        row, column = grid.index.get_loc(r), grid.columns.get_loc(f"{ratio:g}")
-        ax.add_patch(Rectangle((column, row), 1, 1, fill=False, edgecolor="red", linewidth=3))
-    ax.set(title=title or f"{_capitalised(_metric_label(metric))} across the rank sweep",
-           xlabel="α / r (LoRA scale)", ylabel="rank r")
-    ax.tick_params(axis="y", labelrotation=0)
-    fig.tight_layout()
-    return fig
-
-
 # Error analysis
 
 
@@ -557,41 +451,6 @@ def confusion_heatmap(confusion_df: pd.DataFrame,
 
 def _share_and_count(share: float, count: int) -> str:
     return "–" if np.isnan(share) else f"{share:.0%}\n({count})"
-
-
-def error_shares(error_shares_df: pd.DataFrame, kind: str = "heatmap",
-                 title: str = "Share of each class misclassified, by run") -> Figure:
-    """Misclassified share of each true class, for each run: a heatmap or grouped bars.
-
-    ``error_shares_df`` is ``analysis.error_shares_across_runs`` (runs × classes), or a single
-    run's ``analysis.per_class_error_share`` table (its error_share column is used).
-    ``kind="heatmap"`` draws runs × classes with annotated cells; ``kind="bars"`` draws one
-    group of bars per class, one bar per run.
-    """
-    _need_columns(error_shares_df, [], "error_shares", "error_shares_df")
-    shares = error_shares_df
-    if "error_share" in shares.columns:
-        shares = shares[["error_share"]].T.rename(index={"error_share": "run"})
-    shares = shares.astype(float)
-    if kind == "heatmap":
-        fig, ax = plt.subplots(figsize=(1.1 * shares.shape[1] + 3.5, 0.55 * shares.shape[0] + 2.5))
-        sns.heatmap(shares, annot=True, fmt=".0%", cmap="Reds", vmin=0,
-                    vmax=max(float(np.nanmax(shares.to_numpy())), 1e-9),
-                    cbar_kws={"label": "misclassified share"}, ax=ax)
-        ax.set(title=title, xlabel="true label", ylabel="run")
-        ax.tick_params(axis="y", labelrotation=0)
-    elif kind == "bars":
-        long = shares.rename_axis(index="run", columns="true label").stack().rename("share")
-        long = long.reset_index()
-        fig, ax = plt.subplots(figsize=(1.2 * shares.shape[1] + 4, 4.5))
-        sns.barplot(data=long, x="true label", y="share", hue="run", ax=ax)
-        _percent_axis(ax.yaxis)
-        ax.legend(title="run", fontsize="small")
-        ax.set(title=title, xlabel="true label", ylabel="misclassified share")
-    else:
-        raise ValueError(f"kind={kind!r}; expected 'heatmap' or 'bars'")
-    fig.tight_layout()
-    return fig
 
 
 def reliability_diagram(calibration_bins_df: pd.DataFrame, ece: float | None = None,
@@ -633,39 +492,6 @@ def reliability_diagram(calibration_bins_df: pd.DataFrame, ece: float | None = N
     ax_count.set(xlim=(0, 1), xlabel="confidence (largest class probability)",
                  ylabel="examples")
     _percent_axis(ax_count.xaxis)
-    fig.tight_layout()
-    return fig
-
-
-def confidence_histogram(table: pd.DataFrame,
-                         title: str = "Confidence of correct and wrong predictions",
-                         bins: int = 20, log_counts: bool = False) -> Figure:
-    """Histograms of confidence for correct and misclassified examples, stacked.
-
-    ``table`` is a prediction table (columns confidence and label_id/prediction_id, or label and
-    prediction). A well-behaved model is less confident on its mistakes. With ``log_counts`` the
-    two histograms are drawn over each other (not stacked) on a log count axis, so that a few
-    mistakes stay visible beside many correct answers.
-    """
-    _need_columns(table, ["confidence"], "confidence_histogram", "table")
-    if {"label_id", "prediction_id"} <= set(table.columns):
-        correct = table["label_id"] == table["prediction_id"]
-    else:
-        _need_columns(table, ["label", "prediction"], "confidence_histogram", "table")
-        correct = table["label"].astype(str) == table["prediction"].astype(str)
-    data = pd.DataFrame({
-        "confidence": table["confidence"].astype(float),
-        "prediction": np.where(correct, "correct", "wrong"),
-    })
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    sns.histplot(data, x="confidence", hue="prediction", hue_order=["correct", "wrong"],
-                 bins=bins, binrange=(0, 1), multiple="layer" if log_counts else "stack",
-                 element="step" if log_counts else "bars", ax=ax)
-    _percent_axis(ax.xaxis)
-    ax.set(title=title, xlabel="confidence (largest class probability)",
-           ylabel="examples (log scale)" if log_counts else "examples")
-    if log_counts:
-        ax.set_yscale("log")
     fig.tight_layout()
     return fig
 

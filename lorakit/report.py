@@ -154,33 +154,6 @@ def report(runs_dir="runs", write: bool = True) -> pd.DataFrame:
     return table
 
 
-def validation_summary(log_histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Where each run's validation scores stood, from its ``log_history.csv`` (one DataFrame per
-    run name): one row per run with the epochs evaluated, the validation accuracy after the
-    first and the last epoch, and the change of the validation loss over the last epoch. A loss
-    still falling at the end means the run stopped while improving; a rising one, that it had
-    begun to fit its training examples more than the task. Runs never evaluated are left out.
-    """
-    rows = {}
-    for name, history in log_histories.items():
-        missing = {"epoch", "eval_loss", "eval_accuracy"} - set(history.columns)
-        if missing:
-            raise ValueError(f"{name}'s log history lacks {sorted(missing)}; it needs the "
-                             "per-epoch evaluations that lorakit.train.run logs")
-        evaluations = history.dropna(subset=["eval_loss"]).sort_values("epoch")
-        if evaluations.empty:
-            continue
-        loss = evaluations["eval_loss"].to_numpy()
-        rows[name] = {
-            "epochs evaluated": len(evaluations),
-            "validation accuracy, first epoch": evaluations["eval_accuracy"].iloc[0],
-            "validation accuracy, last epoch": evaluations["eval_accuracy"].iloc[-1],
-            "validation loss, change over the last epoch": (loss[-1] - loss[-2]
-                                                            if len(loss) > 1 else np.nan),
-        }
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run")
-
-
 # Markdown
 
 

@@ -23,8 +23,7 @@ class TaskSpec:
     in order. ``validation_from_train``: the source has no validation split, so
     ``validation_fraction`` of the training split (seeded) becomes one. ``hub_config`` names the
     dataset's configuration on the Hub (never left to the card's default), and
-    ``hub_data_files``, when set, lists the only files to download, by split; ``hub_sizes`` are
-    the examples per split there.
+    ``hub_data_files``, when set, lists the only files to download, by split.
     """
 
     name: str
@@ -37,7 +36,6 @@ class TaskSpec:
     validation_from_train: bool = False
     validation_fraction: float = 0.1
     description: str = ""
-    hub_sizes: dict[str, int] = field(default_factory=dict, hash=False)
     hub_data_files: dict[str, str] | None = field(default=None, hash=False)
 
     @property
@@ -74,8 +72,7 @@ TASKS = {
         label_columns=("label", "sentiment"),
         validation_from_train=True,
         description="movie reviews, positive or negative (Maas et al., 2011)",
-        hub_sizes={"train": 25_000, "test": 25_000},  # the dataset card of stanfordnlp/imdb
-        # not the 50,000 unlabelled reviews of its "unsupervised" split (label -1)
+        # only the labelled splits: not the 50,000 reviews of its "unsupervised" split (label -1)
         hub_data_files={"train": "plain_text/train-*", "test": "plain_text/test-*"},
     ),
     "emotion": TaskSpec(
@@ -84,7 +81,6 @@ TASKS = {
         hub_config="split",  # its other configuration, "unsplit", is all the tweets in one split
         label_names=("sadness", "joy", "love", "anger", "fear", "surprise"),
         description="English tweets labelled with one of six emotions (Saravia et al., 2018)",
-        hub_sizes={"train": 16_000, "validation": 2_000, "test": 2_000},  # its dataset card
     ),
 }
 

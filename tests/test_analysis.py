@@ -8,19 +8,15 @@ import pandas as pd
 import pytest
 
 from lorakit.analysis import (
-    accuracy_by_truncation,
     brier_score,
     calibration_bins,
     confusion,
-    error_shares_across_runs,
     expected_calibration_error,
     fit_temperature,
     head_and_tail,
     highest_loss,
     length_buckets,
     load_predictions,
-    lowest_loss,
-    per_class_error_share,
     text_lengths,
     top_confusions,
     with_temperature,
@@ -108,32 +104,6 @@ def test_confusion_rejects_an_unknown_normalize_and_unknown_labels(small):
         confusion(small, ["sadness", "joy"])
 
 
-# per-class error shares
-
-
-def test_per_class_error_share_counts_errors_support_and_share(small):
-    shares = per_class_error_share(small, NAMES)
-
-    assert shares.index.tolist() == NAMES
-    assert shares["support"].tolist() == [4, 4, 2]
-    assert shares["errors"].tolist() == [1, 3, 0]
-    np.testing.assert_allclose(shares["error_share"], [0.25, 0.75, 0.0])
-    assert shares["most_confused_with"].tolist()[:2] == ["joy", "sadness"]
-    assert pd.isna(shares.loc["anger", "most_confused_with"])
-
-
-def test_error_shares_across_runs_is_runs_by_classes(small):
-    perfect = table_from_ids(LABELS, LABELS)
-    shares = error_shares_across_runs({"r=8": small, "perfect": perfect}, NAMES)
-
-    assert shares.index.tolist() == ["r=8", "perfect"]
-    assert shares.columns.tolist() == NAMES
-    np.testing.assert_allclose(shares.loc["r=8"], [0.25, 0.75, 0.0])
-    np.testing.assert_allclose(shares.loc["perfect"], 0.0)
-    with pytest.raises(ValueError, match="non-empty dict"):
-        error_shares_across_runs({}, NAMES)
-
-
 def test_top_confusions_lists_the_most_frequent_mistakes_first(small):
     pairs = top_confusions(small, NAMES, n=2)
 
@@ -167,18 +137,6 @@ def test_highest_loss_per_class_takes_the_top_n_of_each_true_label():
 
     assert top["label"].tolist() == ["sadness", "sadness", "joy", "joy", "anger", "anger"]
     assert top["loss"].tolist() == [2.0, 0.7, 3.0, 0.5, 1.0, 0.2]
-
-
-def test_lowest_loss_is_highest_loss_turned_around_overall_and_per_class():
-    loss = [0.1, 2.0, 0.7, 0.5, 3.0, 1.0, 0.05, 0.2]
-    table = table_from_ids([0, 0, 0, 1, 1, 2, 2, 2], [0, 1, 0, 1, 0, 0, 2, 2], loss=loss)
-
-    assert lowest_loss(table, n=3, per_class=False)["loss"].tolist() == [0.05, 0.1, 0.2]
-    per_class = lowest_loss(table, n=1)
-    assert per_class["label"].tolist() == ["sadness", "joy", "anger"]
-    assert per_class["loss"].tolist() == [0.1, 0.5, 0.05]
-    with pytest.raises(ValueError, match="lowest_loss"):
-        lowest_loss(table.drop(columns="loss"))
 
 
 def test_head_and_tail_keeps_the_first_and_last_words_of_a_long_text_only():
@@ -313,15 +271,6 @@ def test_length_buckets_reject_edges_that_leave_texts_out():
         length_buckets(length_table(), edges=[0, 5, 10])
 
 
-def test_accuracy_by_truncation_compares_kept_and_cut_texts():
-    result = accuracy_by_truncation(length_table(), max_length=9)
-
-    assert result.index.tolist() == [False, True]
-    assert result["count"].tolist() == [4, 2]
-    assert result["accuracy"].tolist() == [1.0, 0.0]
-    assert result.loc[True, "mean_length"] == pytest.approx(11)
-
-
 # loading and errors
 
 
@@ -360,7 +309,7 @@ def test_missing_columns_are_named_and_empty_tables_rejected(small):
     with pytest.raises(ValueError, match="empty"):
         expected_calibration_error(small.iloc[:0])
     with pytest.raises(TypeError, match=r"table=\[1, 2\] has type list: use a pandas DataFrame"):
-        per_class_error_share([1, 2], NAMES)
+        confusion([1, 2], NAMES)
 
 
 def test_brier_score_worked_by_hand_and_blind_spot_of_the_ece():

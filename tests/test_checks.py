@@ -13,7 +13,6 @@ from lorakit.ranges import check_setting
 
 RANK_TAKERS = {
     "LoRALinear": lambda r: LoRALinear(nn.Linear(4, 4), r=r, alpha=8),
-    "maths.lora_scaling": lambda r: maths.lora_scaling(16, r),
     "maths.lora_parameter_count": lambda r: maths.lora_parameter_count(768, 768, r),
     "settings.check_setting": lambda r: check_setting("r", r),
 }

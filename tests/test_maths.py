@@ -11,7 +11,6 @@ from lorakit.maths import (
     fit_planted_update,
     full_parameter_count,
     lora_parameter_count,
-    lora_scaling,
     low_rank_error,
     parameter_table,
     planted_low_rank,
@@ -243,29 +242,6 @@ def test_energy_rank_rejects_a_fraction_outside_zero_one(bad_fraction):
 def test_energy_rank_rejects_negative_singular_values():
     with pytest.raises(ValueError, match="non-negative"):
         energy_rank(torch.tensor([1.0, -1.0]))
-
-
-# Scaling
-
-
-def test_lora_scaling_is_alpha_over_r():
-    assert lora_scaling(16, 8) == 2.0
-    assert lora_scaling(8, 8) == 1.0
-
-
-def test_rslora_scaling_is_alpha_over_sqrt_r():
-    assert lora_scaling(16, 4, rslora=True) == 8.0
-    assert lora_scaling(1.5, 9, rslora=True) == pytest.approx(0.5)
-
-
-def test_lora_scaling_rejects_a_non_positive_alpha():
-    with pytest.raises(ValueError, match=r"alpha=-1 is out of range: use a finite number above 0"):
-        lora_scaling(-1, 8)
-
-
-def test_lora_scaling_rejects_a_fractional_rank():
-    with pytest.raises(TypeError, match=r"r=0.5 is a float"):
-        lora_scaling(16, 0.5)
 
 
 # Subspace similarity

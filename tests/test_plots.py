@@ -55,18 +55,6 @@ def log_history(shift: float = 0.0) -> pd.DataFrame:
     })
 
 
-def report_table() -> pd.DataFrame:
-    rows = [("head", None, None, 0.70), ("full", None, None, 0.93)]
-    rows += [("lora", r, r * k, 0.8 + 0.01 * r + 0.02 * k) for r in (1, 4, 8, 16) for k in (1, 2)]
-    table = pd.DataFrame(rows, columns=["method", "r", "alpha", "accuracy"])
-    table["macro_f1"] = table["accuracy"] - 0.05
-    table["trainable_parameters"] = (table["r"].fillna(0) * 1000 + 4000).astype(int)
-    table["task"] = "emotion"
-    table["run"] = [f"{m}-r{r}-a{a}" for m, r, a in zip(table["method"], table["r"],
-                                                        table["alpha"], strict=True)]
-    return table
-
-
 def test_training_curves_show_loss_and_eval_panels_for_each_run():
     fig = check(plots.training_curves({"lora": log_history(), "full": log_history(0.1)},
                                       title="IMDB, two methods"))
@@ -135,26 +123,6 @@ def test_length_histogram_marks_max_length():
     assert any("truncated" in text.get_text() for text in fig.axes[0].get_legend().get_texts())
 
 
-def test_results_bars_and_sweep_heatmaps():
-    table = report_table()
-    check(plots.results_bars(table, "accuracy"))
-    fig = check(plots.sweep_heatmap(table, "macro_f1"))
-    assert fig.axes[0].get_ylabel() == "rank r"
-    assert len(fig.axes[0].texts) == 8  # one annotated cell per (r, α/r): 4 ranks × 2 ratios
-    check(plots.sweep_heatmap(table, "trainable_parameters"))
-
-
-def test_sweep_heatmap_fixed_colour_range_and_marked_cell():
-    fig = check(plots.sweep_heatmap(report_table(), "macro_f1", value_range=(0.5, 1.0),
-                                    mark=(8, 2)))
-    heatmap = fig.axes[0].collections[0]
-    assert (heatmap.norm.vmin, heatmap.norm.vmax) == (0.5, 1.0)  # not the data's 0.76-0.95
-    (outline,) = fig.axes[0].patches
-    assert outline.get_xy() == (1, 2)  # column α/r = 2, row r = 8 (ranks 1, 4, 8, 16)
-    with pytest.raises(ValueError, match=r"mark=\(3, 2\) is not a cell"):
-        plots.sweep_heatmap(report_table(), "macro_f1", mark=(3, 2))
-
-
 def test_confusion_heatmap_writes_each_share_over_its_count(predictions):
     counts = analysis.confusion(predictions, NAMES)
     fig = check(plots.confusion_heatmap(counts))
@@ -170,12 +138,6 @@ def test_confusion_heatmap_writes_each_share_over_its_count(predictions):
 
 def test_error_analysis_figures(predictions):
     check(plots.confusion_heatmap(analysis.confusion(predictions, NAMES)))
-    shares = analysis.error_shares_across_runs(
-        {"r=1": predictions, "r=8": predictions.sample(frac=1, random_state=0)}, NAMES
-    )
-    check(plots.error_shares(shares))
-    check(plots.error_shares(shares, kind="bars"))
-    check(plots.error_shares(analysis.per_class_error_share(predictions, NAMES)))
     bins = analysis.calibration_bins(predictions)
     fig = check(plots.reliability_diagram(bins, analysis.expected_calibration_error(predictions)))
     assert "ECE" in fig.axes[0].get_title()
@@ -186,22 +148,15 @@ def test_error_analysis_figures(predictions):
     red = [bar for bar in fig.axes[0].patches if bar.get_hatch() == "//"
            and bar.get_edgecolor()[:3] == matplotlib.colors.to_rgb("crimson")]
     assert len(red) == over.sum()  # one red gap per overconfident bin
-    check(plots.confidence_histogram(predictions))
-    logged = check(plots.confidence_histogram(predictions, log_counts=True)).axes[0]
-    assert logged.get_yscale() == "log" and "log" in logged.get_ylabel()
     buckets = analysis.length_buckets(predictions, max_length=100)
     fig = check(plots.accuracy_by_length(buckets))
     assert fig.axes[0].get_xlabel() == "text length (words)"
     check(plots.accuracy_by_length(analysis.length_buckets(predictions)))
 
 
-def test_plots_reject_empty_or_incomplete_data():
-    with pytest.raises(ValueError, match="accuracy"):
-        plots.results_bars(pd.DataFrame({"method": ["lora"]}))
+def test_plots_reject_empty_data():
     with pytest.raises(ValueError, match="no log histories"):
         plots.training_curves({})
-    with pytest.raises(ValueError, match="kind"):
-        plots.error_shares(pd.DataFrame({"joy": [0.1]}, index=["run"]), kind="pie")
 
 
 def test_settings_comparison_draws_one_bar_per_setting_in_each_panel_with_seed_ranges():

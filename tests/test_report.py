@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from lorakit.report import find_runs, load_run, report, to_markdown, validation_summary
+from lorakit.report import find_runs, load_run, report, to_markdown
 
 
 def write_run(runs_dir, task, name, config, metrics):
@@ -199,26 +199,3 @@ def test_report_on_an_empty_or_missing_directory_says_how_to_make_a_run(tmp_path
         report(runs)
     assert "lorakit train" in str(error.value)
     assert not (runs / "results.csv").exists()
-
-
-def test_validation_summary_reads_the_first_and_last_evaluation_and_the_last_loss_change():
-    history = pd.DataFrame({  # training rows (no eval_loss) between the evaluations, out of order
-        "epoch": [0.5, 2.0, 1.0, 1.5, 3.0],
-        "loss": [0.9, None, None, 0.5, None],
-        "eval_loss": [None, 0.40, 0.55, None, 0.46],
-        "eval_accuracy": [None, 0.81, 0.70, None, 0.84],
-    })
-    never = pd.DataFrame({"epoch": [1.0], "loss": [0.7], "eval_loss": [None],
-                          "eval_accuracy": [None]})
-    summary = validation_summary({"lora": history, "untrained": never})
-    assert list(summary.index) == ["lora"]
-    row = summary.loc["lora"]
-    assert row["epochs evaluated"] == 3
-    assert row["validation accuracy, first epoch"] == 0.70
-    assert row["validation accuracy, last epoch"] == 0.84
-    assert row["validation loss, change over the last epoch"] == pytest.approx(0.06)  # rose
-
-
-def test_validation_summary_names_a_history_without_evaluations():
-    with pytest.raises(ValueError, match="full's log history lacks \\['eval_accuracy'\\]"):
-        validation_summary({"full": pd.DataFrame({"epoch": [1.0], "eval_loss": [0.3]})})
