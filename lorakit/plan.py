@@ -182,7 +182,8 @@ class WorkPlan:
         return seconds
 
     def describe(self) -> str:
-        """The plan: what trains and the time here; then what was counted, and how it was timed."""
+        """The plan in one line: what trains, what was counted, and the time that takes here
+        (timed on random batches as long as the real ones)."""
         totals = self.totals()
         kinds = Counter((t.settings.task, "rslora" if t.settings.rslora else t.settings.method)
                         for t in self.to_train)  # rsLoRA trains as method "lora", named apart
@@ -198,10 +199,9 @@ class WorkPlan:
         if not (totals["steps"] or totals["predicted"]):
             return head
         duration = estimate.format_duration(self.seconds_here())
-        return (f"{head}: this takes about {duration} here\n  {totals['steps']:,} training "
-                f"steps, {totals['predicted']:,} examples to predict, timed on random batches "
-                f"as long as the real ones ({device_description()}, {current_precision()}); "
-                f"{estimate.LEFT_OUT}")
+        return (f"{head}: {totals['steps']:,} training steps and {totals['predicted']:,} "
+                f"predictions take about {duration} here ({device_description()}, "
+                f"{current_precision()}; {estimate.LEFT_OUT})")
 
     def print(self, file=None) -> str:
         """Print (and return) ``describe()``."""

@@ -8,7 +8,7 @@ layout) on the bundled samples, and says so.
 The core notebooks run first, then the appendices (``notebooks/appendix/``), sharing one runs
 directory, so that a later notebook reads back what an earlier one trained. It shows where it
 is: while a notebook executes, its cells done, the section it is in, the time spent and, once
-the notebook has printed its work plan ("this takes about 2 min here"), how far along that
+the notebook has printed its work plan ("... take about 2 min here"), how far along that
 estimate it is: a bar in a terminal, a plain line at most every ten seconds elsewhere (CI, a
 log file); and a line per notebook as it ends.
 
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-# what a notebook's work plan prints before long work: "this takes about 4 min here"
+# what a notebook's work plan prints before long work: "... take about 4 min here"
 PRINTED_ESTIMATE = re.compile(r"\btakes? about (\d+(?:\.\d+)?) (s|min|h)\b")
 UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600}
 PLAIN_LINE_EVERY_S = 10.0
