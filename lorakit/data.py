@@ -104,6 +104,23 @@ def load_task(
     )
 
 
+def write_csv_files(dataset_dict: datasets.DatasetDict, directory) -> dict[str, Path]:
+    """Each split of ``load_task``'s data as ``directory/<split>.csv``, a text and a label *name*
+    per row: data shaped like a reader's own, for a recipe that starts from CSV files.
+
+    Returns {split: path}; the directory is created if needed.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, dataset in dataset_dict.items():
+        names = dataset.features["label"].names
+        table = dataset.to_pandas()
+        paths[split] = directory / f"{split}.csv"
+        table.assign(label=table["label"].map(names.__getitem__)).to_csv(paths[split], index=False)
+    return paths
+
+
 def _caps(max_train: int | None, max_eval: int | None, recipe) -> tuple[int | None, int | None]:
     """``load_task``'s caps, checked, None taking the profile's recipe's."""
     profile_value = "or None for the profile's value"

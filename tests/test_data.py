@@ -461,6 +461,19 @@ def test_real_load_in_offline_mode_raises_hub_unavailable(monkeypatch, tmp_path)
 # --- tokenization -----------------------------------------------------------------------------
 
 
+def test_csv_files_hold_each_split_with_label_names_and_load_back(tmp_path):
+    splits = load_rows("imdb", files(tmp_path, ".csv"))
+    paths = data.write_csv_files(splits, tmp_path / "out")
+
+    assert sorted(paths) == ["test", "train", "validation"]
+    for split, path in paths.items():
+        table = pd.read_csv(path, keep_default_na=False)
+        assert list(table.columns) == ["text", "label"]
+        assert table["text"].tolist() == splits[split]["text"]
+        names = splits[split].features["label"].names
+        assert table["label"].tolist() == [names[i] for i in splits[split]["label"]]
+
+
 def test_tokenize_task_adds_ids_and_mask_truncated_and_unpadded(tmp_path):
     from transformers import DistilBertTokenizer
 
