@@ -193,7 +193,7 @@ class WorkPlan:
         parts = [f"{totals['to_train']} run(s) to train" + (f" ({runs})" if runs else "")
                  + (f", {on_disk} more on disk already" if on_disk else "")] \
             if self.trainings else []
-        parts += [f"{loop.what}, {loop.steps:,} steps" for loop in self.loops]
+        parts += [loop.what for loop in self.loops]  # their steps: in the totals below
         head = (f"Work plan ({self.profile.name} profile): "
                 + ("; ".join(parts) or "nothing to train"))
         if not (totals["steps"] or totals["predicted"]):

@@ -78,7 +78,7 @@ def test_a_notebooks_own_loop_is_counted_and_timed():
     plan = WorkPlan("tiny")
     plan.loop("emotion", "lora", 12, "a plain loop")
     assert plan.totals()["steps"] == 12 and plan.totals()["runs"] == 0
-    assert plan.describe().startswith("Work plan (tiny profile): a plain loop, 12 steps")
+    assert plan.describe().startswith("Work plan (tiny profile): a plain loop: 12 training steps")
     assert plan.seconds_here() > 0
 
 
